@@ -1,0 +1,167 @@
+/* charcnn.c - see charcnn.h. */
+#include "charcnn.h"
+
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "linalg.h"
+
+#define CHARCNN_CHUNK 32
+
+void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o) {
+    const int C = o->max_chars, De = o->char_dim;
+    int max_w = 1, max_n = 1;
+    for (int k = 0; k < o->n_filter_kinds; k++) {
+        if (o->filter_width[k] > max_w) max_w = o->filter_width[k];
+        if (o->filter_count[k] > max_n) max_n = o->filter_count[k];
+    }
+    w->chunk = CHARCNN_CHUNK;
+    w->n_threads = omp_get_max_threads();
+    w->emb_stride = (size_t)w->chunk * C * De;
+    w->unfold_stride = (size_t)w->chunk * C * max_w * De;
+    w->conv_stride = (size_t)w->chunk * C * max_n;
+    w->emb = xmalloc_aligned(w->n_threads * w->emb_stride * sizeof(float));
+    w->unfold = xmalloc_aligned(w->n_threads * w->unfold_stride * sizeof(float));
+    w->conv = xmalloc_aligned(w->n_threads * w->conv_stride * sizeof(float));
+    w->row_start = xmalloc((size_t)w->n_threads * (w->chunk + 1) * sizeof(int));
+    w->pad_value = xmalloc((size_t)o->total_filters * sizeof(float));
+}
+
+void charcnn_work_free(CharCnnWork *w) {
+    free(w->emb);
+    free(w->unfold);
+    free(w->conv);
+    free(w->row_start);
+    free(w->pad_value);
+    memset(w, 0, sizeof *w);
+}
+
+static inline float activate(ElmoActivation act, float x) {
+    return act == ELMO_ACT_RELU ? (x > 0.0f ? x : 0.0f) : tanhf(x);
+}
+
+/* Index of the first window made only of padding: the start of the token's trailing
+ * run of pad_id (C when the last character is not padding). */
+static int padding_start(const int32_t *ids, int C, int pad_id) {
+    int q = C;
+    while (q > 0 && ids[q - 1] == pad_id) q--;
+    return q;
+}
+
+/* The convolution of a window of w padding characters, before the bias. */
+static void compute_pad_values(float *pad_value, const float *table, int pad_id, const BilmModel *m) {
+    const ElmoOptions *o = m->opt;
+    const int De = o->char_dim;
+    const float *e = table + (size_t)pad_id * De;
+    int f0 = 0;
+    for (int k = 0; k < o->n_filter_kinds; k++) {
+        const ConvParams *cp = &m->conv[k];
+        for (int f = 0; f < cp->count; f++) {
+            double s = 0;
+            for (int j = 0; j < cp->width; j++)
+                for (int d = 0; d < De; d++) s += (double)e[d] * cp->W[((size_t)j * De + d) * cp->count + f];
+            pad_value[f0 + f] = (float)s;
+        }
+        f0 += cp->count;
+    }
+}
+
+static void forward_chunk(float *out, int32_t *argmax, const int32_t *ids, int n_tok, const float *table,
+                          int pad_id, const BilmModel *m, const CharCnnWork *w, int thread) {
+    const ElmoOptions *o = m->opt;
+    const int C = o->max_chars, De = o->char_dim, F = o->total_filters;
+    float *emb = w->emb + thread * w->emb_stride;
+    float *unfold = w->unfold + thread * w->unfold_stride;
+    float *conv = w->conv + thread * w->conv_stride;
+    int *row_start = w->row_start + (size_t)thread * (w->chunk + 1);
+    int pad_start[CHARCNN_CHUNK];
+
+    for (int i = 0; i < n_tok; i++) {
+        const int32_t *tid = ids + (size_t)i * C;
+        for (int c = 0; c < C; c++) memcpy(emb + ((size_t)i * C + c) * De, table + (size_t)tid[c] * De, De * sizeof(float));
+        pad_start[i] = padding_start(tid, C, pad_id);
+    }
+    int f0 = 0;
+    for (int k = 0; k < o->n_filter_kinds; k++) {
+        const ConvParams *cp = &m->conv[k];
+        const int width = cp->width, n = cp->count, K = width * De, n_pos = C - width + 1;
+        /* unfold the windows that contain at least one real character */
+        int rows = 0;
+        for (int i = 0; i < n_tok; i++) {
+            row_start[i] = rows;
+            int count = pad_start[i] < n_pos ? pad_start[i] : n_pos;
+            if (count == 0) count = 1; /* an all-padding token still has window 0 */
+            memcpy(unfold + (size_t)rows * K, emb + (size_t)i * C * De, (size_t)K * sizeof(float));
+            for (int p = 1; p < count; p++)
+                memcpy(unfold + (size_t)(rows + p) * K, emb + ((size_t)i * C + p) * De, (size_t)K * sizeof(float));
+            rows += count;
+        }
+        row_start[n_tok] = rows;
+        gemm_nn(rows, n, K, unfold, K, cp->W, n, 0.0f, conv, n);
+        for (int i = 0; i < n_tok; i++) {
+            const int r0 = row_start[i], count = row_start[i + 1] - r0;
+            const int has_pad_window = pad_start[i] < n_pos && pad_start[i] >= count;
+            float *y = out + (size_t)i * F + f0;
+            for (int f = 0; f < n; f++) {
+                float best = -FLT_MAX;
+                int best_p = 0;
+                for (int p = 0; p < count; p++) {
+                    float v = conv[(size_t)(r0 + p) * n + f];
+                    if (v > best) { best = v; best_p = p; }
+                }
+                if (has_pad_window && w->pad_value[f0 + f] > best) {
+                    best = w->pad_value[f0 + f];
+                    best_p = pad_start[i];
+                }
+                y[f] = activate(o->activation, best + cp->b[f]);
+                if (argmax) argmax[(size_t)i * F + f0 + f] = best_p;
+            }
+        }
+        f0 += n;
+    }
+}
+
+void charcnn_forward(float *out, int32_t *argmax, const int32_t *ids, int N, const float *table, int pad_id,
+                     const BilmModel *m, CharCnnWork *w) {
+    const int C = m->opt->max_chars, F = m->opt->total_filters;
+    compute_pad_values(w->pad_value, table, pad_id, m);
+    const int n_chunks = (N + w->chunk - 1) / w->chunk;
+#pragma omp parallel for schedule(dynamic, 1) if (n_chunks > 1) num_threads(w->n_threads)
+    for (int c = 0; c < n_chunks; c++) {
+        const int start = c * w->chunk;
+        const int n_tok = N - start < w->chunk ? N - start : w->chunk;
+        forward_chunk(out + (size_t)start * F, argmax ? argmax + (size_t)start * F : NULL, ids + (size_t)start * C,
+                      n_tok, table, pad_id, m, w, omp_get_thread_num());
+    }
+}
+
+void charcnn_forward_reference(float *out, int32_t *argmax, const int32_t *ids, int N, const float *table,
+                               const BilmModel *m) {
+    const ElmoOptions *o = m->opt;
+    const int C = o->max_chars, De = o->char_dim, F = o->total_filters;
+    for (int i = 0; i < N; i++) {
+        int f0 = 0;
+        for (int k = 0; k < o->n_filter_kinds; k++) {
+            const ConvParams *cp = &m->conv[k];
+            for (int f = 0; f < cp->count; f++) {
+                double best = -INFINITY;
+                int best_p = 0;
+                for (int p = 0; p + cp->width <= C; p++) {
+                    double s = 0;
+                    for (int j = 0; j < cp->width; j++)
+                        for (int d = 0; d < De; d++)
+                            s += (double)table[(size_t)ids[(size_t)i * C + p + j] * De + d] *
+                                 cp->W[((size_t)j * De + d) * cp->count + f];
+                    if (s > best) { best = s; best_p = p; }
+                }
+                out[(size_t)i * F + f0 + f] = activate(o->activation, (float)best + cp->b[f]);
+                if (argmax) argmax[(size_t)i * F + f0 + f] = best_p;
+            }
+            f0 += cp->count;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+/* charcnn.h - character embedding, convolution and max-pool (SPEC.md section 3, steps 1-2).
+ *
+ * For filter k of width w and count n:
+ *   y[i, f] = act(max over p in 0..C-w of (sum_{j<w, e<De} E[i, p+j, e] W_k[j, e, f]) + b_k[f])
+ * with E[i] = table[ids[i]] (C, De). The filters' outputs are concatenated in order (F).
+ *
+ * Fast path: the windows of a token are contiguous rows of E, so each chunk of tokens
+ * is unfolded into a matrix (rows = windows, w*De columns) and multiplied by W_k in one
+ * GEMM. Windows lying entirely in a token's trailing padding all have the same value
+ * for every token; it is computed once per call instead of once per window.
+ */
+#ifndef ELMO_CHARCNN_H
+#define ELMO_CHARCNN_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct {
+    int chunk;           /* tokens per GEMM */
+    int n_threads;
+    size_t emb_stride, unfold_stride, conv_stride; /* floats per thread */
+    float *emb;          /* per thread (chunk, C, De) */
+    float *unfold;       /* per thread (chunk * C, w * De) */
+    float *conv;         /* per thread (chunk * C, n) */
+    int *row_start;      /* per thread (chunk + 1) */
+    float *pad_value;    /* (F): value of an all-padding window, before bias */
+} CharCnnWork;
+
+void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o);
+void charcnn_work_free(CharCnnWork *w);
+
+/* out (N, F). ids (N, C) index the rows of table (De wide); pad_id is the id of the
+ * padding character in this numbering (CHAR_PAD for training ids, CHAR_PAD + 1 for
+ * prediction ids). argmax (N, F), when not NULL, receives the winning window position. */
+void charcnn_forward(float *out, int32_t *argmax, const int32_t *ids, int N, const float *table, int pad_id,
+                     const BilmModel *m, CharCnnWork *w);
+
+/* Direct loops, for tests: the same result without GEMM or the padding shortcut. */
+void charcnn_forward_reference(float *out, int32_t *argmax, const int32_t *ids, int N, const float *table,
+                               const BilmModel *m);
+
+#endif

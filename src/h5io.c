@@ -1,0 +1,114 @@
+/* h5io.c - see h5io.h. */
+#include "h5io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static void silence_hdf5(void) {
+    static int done;
+    if (!done) {
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        done = 1;
+    }
+}
+
+int h5io_open_read(const char *path, hid_t *file) {
+    silence_hdf5();
+    if (access(path, R_OK) != 0) return elmo_fail("%s: cannot open: %s", path, strerror(errno));
+    if (H5Fis_hdf5(path) <= 0) return elmo_fail("%s: not an HDF5 file (or truncated)", path);
+    *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*file < 0) return elmo_fail("%s: cannot open as HDF5 (damaged or truncated file?)", path);
+    return 0;
+}
+
+int h5io_create(const char *path, hid_t *file) {
+    silence_hdf5();
+    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (*file < 0) return elmo_fail("%s: cannot create HDF5 file: %s", path, strerror(errno));
+    return 0;
+}
+
+int h5io_close(hid_t file, const char *path) {
+    if (H5Fclose(file) < 0) return elmo_fail("%s: error closing HDF5 file (disk full?)", path);
+    return 0;
+}
+
+int h5io_exists(hid_t file, const char *name) {
+    /* H5Lexists fails on a path whose parent group is missing: check each prefix. */
+    char prefix[256];
+    size_t n = strlen(name);
+    CHECK(n < sizeof prefix, "dataset name too long: %s", name);
+    for (size_t i = 1; i <= n; i++) {
+        if (i < n && name[i] != '/') continue;
+        memcpy(prefix, name, i);
+        prefix[i] = '\0';
+        if (H5Lexists(file, prefix, H5P_DEFAULT) <= 0) return 0;
+    }
+    return H5Oexists_by_name(file, name, H5P_DEFAULT) > 0;
+}
+
+const char *h5io_shape_str(char *buf, size_t size, int rank, const hsize_t *dims) {
+    size_t off = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < rank && off < size; i++)
+        off += (size_t)snprintf(buf + off, size - off, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (off < size) snprintf(buf + off, size - off, ")");
+    return buf;
+}
+
+int h5io_shape(hid_t file, const char *path, const char *name, int *rank, hsize_t *dims) {
+    if (!h5io_exists(file, name)) return elmo_fail("%s: missing dataset %s", path, name);
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    if (ds < 0) return elmo_fail("%s: %s is not a dataset", path, name);
+    hid_t space = H5Dget_space(ds);
+    int r = H5Sget_simple_extent_ndims(space);
+    int rc = 0;
+    if (r < 0 || r > H5IO_MAX_RANK) rc = elmo_fail("%s: %s has an unsupported rank", path, name);
+    else {
+        *rank = r;
+        H5Sget_simple_extent_dims(space, dims, NULL);
+    }
+    H5Sclose(space);
+    H5Dclose(ds);
+    return rc;
+}
+
+int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                     float *out) {
+    int got_rank;
+    hsize_t got[H5IO_MAX_RANK];
+    if (h5io_shape(file, path, name, &got_rank, got) < 0) return -1;
+    int same = got_rank == rank;
+    for (int i = 0; same && i < rank; i++) same = got[i] == dims[i];
+    if (!same) {
+        char a[96], b[96];
+        return elmo_fail("%s: %s: got %s, expected %s", path, name, h5io_shape_str(a, sizeof a, got_rank, got),
+                         h5io_shape_str(b, sizeof b, rank, dims));
+    }
+    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+    hid_t type = H5Dget_type(ds);
+    int numeric = H5Tget_class(type) == H5T_FLOAT || H5Tget_class(type) == H5T_INTEGER;
+    H5Tclose(type);
+    herr_t st = numeric ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
+    H5Dclose(ds);
+    if (!numeric) return elmo_fail("%s: %s is not a numeric dataset", path, name);
+    if (st < 0) return elmo_fail("%s: cannot read %s (damaged or truncated file?)", path, name);
+    return 0;
+}
+
+int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                      const float *data) {
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
+    if (ds >= 0 && H5Dclose(ds) < 0) st = -1;
+    H5Sclose(space);
+    H5Pclose(lcpl);
+    if (st < 0) return elmo_fail("%s: cannot write dataset %s (disk full?)", path, name);
+    return 0;
+}

@@ -1,0 +1,14 @@
+/* highway.h - highway layers over the char-CNN output (SPEC.md section 3, step 3):
+ *   g = sigmoid(x W_carry + b_carry);  t = relu(x W_transform + b_transform)
+ *   y = g * t + (1 - g) * x
+ */
+#ifndef ELMO_HIGHWAY_H
+#define ELMO_HIGHWAY_H
+
+#include "model.h"
+
+/* y (N, F) may be the same buffer as x. carry, transform (N, F) receive g and t. */
+void highway_forward(float *y, float *carry, float *transform, const float *x, const HighwayParams *p, int N,
+                     int F);
+
+#endif

@@ -1,0 +1,60 @@
+/* model.h - the parameters of the biLM: one buffer, one table (SPEC.md section 7).
+ *
+ * A single static description {HDF5 name, shape, offset} drives allocation,
+ * initialisation, loading and saving (and, for training, gradients and optimiser
+ * state, which share the layout). The names are the released HDF5 names, so the
+ * mapping between the file and memory is the identity.
+ */
+#ifndef ELMO_MODEL_H
+#define ELMO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "options.h"
+
+#define MODEL_MAX_PARAMS 256
+
+typedef struct {
+    char name[80];        /* HDF5 path, e.g. "CNN_high_0/W_carry" */
+    int rank;
+    int shape[4];
+    size_t offset, size;  /* in floats, within the parameter buffer */
+} ParamEntry;
+
+typedef struct { const float *W, *b; int width, count; } ConvParams;   /* W (w, De, n), b (n) */
+typedef struct { const float *W_carry, *b_carry, *W_transform, *b_transform; } HighwayParams; /* (F,F), (F) */
+typedef struct { const float *W, *B, *W_P; int in_dim; } LstmParams;  /* W (in+Hs, 4H), B (4H), W_P (H,P) */
+
+typedef struct {
+    const ElmoOptions *opt;          /* not owned; must outlive the model */
+    ParamEntry entries[MODEL_MAX_PARAMS];
+    int n_entries;
+    size_t n_floats;
+    float *data;                     /* all parameters, in table order */
+    long softmax_vocab;              /* rows of softmax/W, 0 when the model has no softmax */
+    /* views into data */
+    const float *char_embed;         /* (261, De) training table */
+    ConvParams conv[ELMO_MAX_FILTERS];
+    HighwayParams highway[64];
+    const float *W_proj, *b_proj;    /* (F, P), (P); NULL when F == P */
+    LstmParams lstm[2][ELMO_MAX_LAYERS];
+    const float *softmax_W, *softmax_b;
+} BilmModel;
+
+/* Lays out the parameters for the options (softmax_vocab rows of softmax, 0 = none),
+ * zero-filled. */
+void model_init_layout(BilmModel *m, const ElmoOptions *opt, long softmax_vocab);
+/* Fills every parameter with the SPEC section 5 initialisation from seed. */
+void model_init_random(BilmModel *m, uint64_t seed);
+/* Loads the released layout from an HDF5 weight file with shape checks; softmax is
+ * loaded too when the model has one. Notes on stderr what it assumed (char_embed rows). */
+int model_load(BilmModel *m, const char *path);
+/* Writes every parameter to a new HDF5 file (atomically: temporary name + rename).
+ * with_softmax = 0 leaves the softmax out (the released layout). */
+int model_save(const BilmModel *m, const char *path, int with_softmax);
+const ParamEntry *model_find(const BilmModel *m, const char *name);
+float *model_param(BilmModel *m, const char *name);
+void model_free(BilmModel *m);
+
+#endif

@@ -1,0 +1,208 @@
+/* options.c - parsing and validation of options.json (SPEC.md section 1). */
+#include "options.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "fileio.h"
+
+/* Looks up a dotted key ("lstm.dim") in the document; NULL when absent or JSON null. */
+static const cJSON *lookup(const cJSON *root, const char *dotted) {
+    char part[64];
+    const cJSON *node = root;
+    const char *p = dotted;
+    while (node && *p) {
+        size_t n = strcspn(p, ".");
+        CHECK(n < sizeof part, "key too long: %s", dotted);
+        memcpy(part, p, n);
+        part[n] = '\0';
+        node = cJSON_IsObject(node) ? cJSON_GetObjectItemCaseSensitive(node, part) : NULL;
+        p += n + (p[n] == '.');
+    }
+    return (node && !cJSON_IsNull(node)) ? node : NULL;
+}
+
+/* Integer key; `required` decides between an error and the default when absent. */
+static int get_int(const cJSON *root, const char *name, const char *key, int required,
+                   long dflt, long lo, long hi, long *out) {
+    const cJSON *v = lookup(root, key);
+    if (!v) {
+        if (required) return elmo_fail("%s: missing required key '%s'", name, key);
+        *out = dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return elmo_fail("%s: key '%s' must be an integer", name, key);
+    if (v->valuedouble < (double)lo || v->valuedouble > (double)hi)
+        return elmo_fail("%s: key '%s' is %.0f, must be in [%ld, %ld]", name, key,
+                         v->valuedouble, lo, hi);
+    *out = (long)v->valuedouble;
+    return 0;
+}
+
+static int get_float(const cJSON *root, const char *name, const char *key, int *present,
+                     double dflt, double lo, double hi, float *out) {
+    const cJSON *v = lookup(root, key);
+    if (present) *present = v != NULL;
+    if (!v) {
+        *out = (float)dflt;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v)) return elmo_fail("%s: key '%s' must be a number", name, key);
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi))
+        return elmo_fail("%s: key '%s' is %g, must be in [%g, %g]", name, key,
+                         v->valuedouble, lo, hi);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+/* Booleans: JSON true/false, or the numbers 0/1 that some hand-written files use. */
+static int get_bool(const cJSON *root, const char *name, const char *key, int dflt, int *out) {
+    const cJSON *v = lookup(root, key);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (cJSON_IsBool(v)) {
+        *out = cJSON_IsTrue(v);
+        return 0;
+    }
+    if (cJSON_IsNumber(v) && (v->valuedouble == 0 || v->valuedouble == 1)) {
+        *out = v->valuedouble != 0;
+        return 0;
+    }
+    return elmo_fail("%s: key '%s' must be true or false", name, key);
+}
+
+static int parse_filters(ElmoOptions *o, const cJSON *root, const char *name) {
+    const cJSON *f = lookup(root, "char_cnn.filters");
+    if (!f) return elmo_fail("%s: missing required key 'char_cnn.filters'", name);
+    int n = cJSON_IsArray(f) ? cJSON_GetArraySize(f) : -1;
+    if (n < 1 || n > ELMO_MAX_FILTERS)
+        return elmo_fail("%s: key 'char_cnn.filters' must be a list of 1 to %d [width, count] pairs",
+                         name, ELMO_MAX_FILTERS);
+    o->n_filter_kinds = n;
+    o->total_filters = 0;
+    for (int k = 0; k < n; k++) {
+        const cJSON *pair = cJSON_GetArrayItem(f, k);
+        const cJSON *w = cJSON_IsArray(pair) && cJSON_GetArraySize(pair) == 2 ? cJSON_GetArrayItem(pair, 0) : NULL;
+        const cJSON *c = w ? cJSON_GetArrayItem(pair, 1) : NULL;
+        if (!w || !cJSON_IsNumber(w) || !cJSON_IsNumber(c) || w->valuedouble != floor(w->valuedouble) ||
+            c->valuedouble != floor(c->valuedouble) || w->valuedouble < 1 || c->valuedouble < 1 ||
+            c->valuedouble > 1e6)
+            return elmo_fail("%s: key 'char_cnn.filters' entry %d must be [width, count] with positive integers",
+                             name, k);
+        o->filter_width[k] = (int)w->valuedouble;
+        o->filter_count[k] = (int)c->valuedouble;
+        if (o->filter_width[k] > o->max_chars)
+            return elmo_fail("%s: key 'char_cnn.filters' entry %d: width %d is wider than "
+                             "char_cnn.max_characters_per_token (%d)",
+                             name, k, o->filter_width[k], o->max_chars);
+        o->total_filters += o->filter_count[k];
+    }
+    return 0;
+}
+
+static int validate(ElmoOptions *o, const char *name, ElmoPurpose purpose) {
+    const cJSON *r = o->json;
+    long v;
+    if (!cJSON_IsObject(r)) return elmo_fail("%s: not a JSON object", name);
+#define INT(key, req, dflt, lo, hi, field)                                    \
+    do {                                                                      \
+        if (get_int(r, name, key, req, dflt, lo, hi, &v) < 0) return -1;     \
+        field = v;                                                            \
+    } while (0)
+    INT("char_cnn.embedding.dim", 1, 0, 1, 1 << 20, o->char_dim);
+    INT("char_cnn.max_characters_per_token", 1, 0, 3, 1 << 16, o->max_chars);
+    INT("char_cnn.n_characters", 1, 0, 0, 1 << 20, o->n_characters);
+    if (o->n_characters != 261 && o->n_characters != 262)
+        return elmo_fail("%s: key 'char_cnn.n_characters' is %d, must be 261 (training) or 262 "
+                         "(prediction)", name, o->n_characters);
+    INT("char_cnn.n_highway", 0, 0, 0, 1000, o->n_highway);
+    INT("lstm.dim", 1, 0, 1, 1 << 20, o->lstm_dim);
+    INT("lstm.projection_dim", 1, 0, 1, 1 << 20, o->proj_dim);
+    INT("lstm.n_layers", 1, 0, 1, ELMO_MAX_LAYERS, o->n_layers);
+    INT("batch_size", 0, 128, 1, 1 << 20, o->batch_size);
+    INT("unroll_steps", 0, 20, 1, 1 << 20, o->unroll_steps);
+    INT("n_tokens_vocab", 0, 0, 0, 1L << 40, o->n_tokens_vocab);
+    INT("n_negative_samples_batch", 0, 8192, 1, 1L << 30, o->n_negative_samples);
+    int training = purpose == ELMO_FOR_TRAINING;
+    INT("n_epochs", training, 0, 1, 1L << 30, o->n_epochs);
+    INT("n_train_tokens", training, 0, 1, 1L << 50, o->n_train_tokens);
+#undef INT
+    if (parse_filters(o, r, name) < 0) return -1;
+
+    const cJSON *act = lookup(r, "char_cnn.activation");
+    if (!act) return elmo_fail("%s: missing required key 'char_cnn.activation'", name);
+    if (cJSON_IsString(act) && strcmp(act->valuestring, "relu") == 0)
+        o->activation = ELMO_ACT_RELU;
+    else if (cJSON_IsString(act) && strcmp(act->valuestring, "tanh") == 0)
+        o->activation = ELMO_ACT_TANH;
+    else
+        return elmo_fail("%s: key 'char_cnn.activation' must be \"relu\" or \"tanh\"", name);
+
+    if (o->proj_dim > o->lstm_dim)
+        return elmo_fail("%s: key 'lstm.projection_dim' (%d) must not exceed lstm.dim (%d)", name,
+                         o->proj_dim, o->lstm_dim);
+    if (get_float(r, name, "lstm.cell_clip", &o->has_cell_clip, 0, 0, 3.4e38, &o->cell_clip) < 0 ||
+        get_float(r, name, "lstm.proj_clip", &o->has_proj_clip, 0, 0, 3.4e38, &o->proj_clip) < 0 ||
+        get_float(r, name, "dropout", NULL, 0.1, 0, 0.999999, &o->dropout) < 0 ||
+        get_float(r, name, "learning_rate", NULL, 0.2, 0, 1e6, &o->learning_rate) < 0 ||
+        get_float(r, name, "all_clip_norm_val", NULL, 10.0, 1e-30, 3.4e38, &o->all_clip_norm_val) < 0)
+        return -1;
+    if (get_bool(r, name, "lstm.use_skip_connections", 0, &o->use_skip_connections) < 0 ||
+        get_bool(r, name, "bidirectional", 1, &o->bidirectional) < 0 ||
+        get_bool(r, name, "sample_softmax", 1, &o->sample_softmax) < 0)
+        return -1;
+    return 0;
+}
+
+int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpose purpose) {
+    memset(o, 0, sizeof *o);
+    o->json = cJSON_Parse(text);
+    if (!o->json) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t offset = at && at >= text ? (size_t)(at - text) : 0;
+        return elmo_fail("%s: invalid JSON near byte %zu", name, offset);
+    }
+    if (validate(o, name, purpose) < 0) {
+        options_free(o);
+        return -1;
+    }
+    return 0;
+}
+
+int options_load(ElmoOptions *o, const char *path, ElmoPurpose purpose) {
+    char *text = NULL;
+    if (file_read_all(path, 1 << 24, &text, NULL) < 0) return -1;
+    int rc = options_parse(o, text, path, purpose);
+    free(text);
+    return rc;
+}
+
+int options_save(const ElmoOptions *o, const char *path, int n_characters) {
+    cJSON *doc = cJSON_Duplicate(o->json, 1);
+    if (n_characters) {
+        cJSON *cnn = cJSON_GetObjectItemCaseSensitive(doc, "char_cnn");
+        cJSON_ReplaceItemInObjectCaseSensitive(cnn, "n_characters", cJSON_CreateNumber(n_characters));
+    }
+    char *text = cJSON_Print(doc);
+    cJSON_Delete(doc);
+    CHECK(text, "cJSON_Print failed");
+    size_t n = strlen(text);
+    char *with_newline = xmalloc(n + 2);
+    memcpy(with_newline, text, n);
+    memcpy(with_newline + n, "\n", 2);
+    free(text);
+    int rc = file_write_atomic(path, with_newline, n + 1);
+    free(with_newline);
+    return rc;
+}
+
+void options_free(ElmoOptions *o) {
+    if (o->json) cJSON_Delete(o->json);
+    o->json = NULL;
+}

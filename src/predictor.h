@@ -1,0 +1,59 @@
+/* predictor.h - stateful prediction with a trained biLM (SPEC.md section 8).
+ *
+ * Input: prediction character ids (B, T, C) of padded sentences `<S> w.. </S>` (ids
+ * shifted by one, all-zero padding tokens). A token with any non-zero id is real; a
+ * row's length is its number of real tokens. The forward LSTMs read each row left to
+ * right, the backward LSTMs its first `length` tokens right to left.
+ *
+ * Stateful: row r starts from the state row r ended with in the previous call (padded
+ * positions leave the state unchanged); rows >= B keep theirs. stateless = 1 starts
+ * from zero state and leaves the stored state alone.
+ */
+#ifndef ELMO_PREDICTOR_H
+#define ELMO_PREDICTOR_H
+
+#include <stdint.h>
+
+#include "charcnn.h"
+#include "lstm.h"
+#include "model.h"
+
+typedef struct {
+    const BilmModel *m;
+    LstmDims dims;
+    int max_batch;              /* rows of the stored state */
+    int cap_positions;          /* B*T the buffers hold now (grown on demand) */
+    float *char_table;          /* (262, De): a zero row in front of char_embed */
+    CharCnnWork cnn;
+    /* results of the last run, natural (left-to-right) order */
+    int B, T;
+    int *lengths;               /* (max_batch) */
+    float *token_emb;           /* (B, T, P): token embeddings (0 at padding) */
+    float *layer_out[2][ELMO_MAX_LAYERS]; /* [direction][layer] (B, T, P) */
+    /* stored state, per direction and layer */
+    float *c[2][ELMO_MAX_LAYERS], *h[2][ELMO_MAX_LAYERS];   /* (max_batch, H), (max_batch, Hs) */
+    /* workspaces */
+    int32_t *real_ids;          /* (B*T, C) the real tokens, compacted */
+    int *real_pos;              /* (B*T) their position b*T+t */
+    float *feat, *feat2, *feat3; /* (B*T, F) */
+    float *seq_in, *seq_out[ELMO_MAX_LAYERS]; /* (B, T, P) one direction's time order */
+    float *gates;               /* (B*T, 4H) */
+    float *m_ws, *hp_ws;        /* (B, H), (B, Hs) */
+    float *zero_c, *zero_h;     /* stateless runs */
+} Predictor;
+
+void predictor_init(Predictor *p, const BilmModel *m, int max_batch);
+void predictor_free(Predictor *p);
+/* Zeroes the stored state of every row. */
+void predictor_reset(Predictor *p);
+/* Runs the biLM on ids (B, T, C); B <= max_batch. Results in token_emb and layer_out. */
+void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless);
+/* Token embeddings (N, P) of N tokens given as prediction ids (N, C) (steps 1-4).
+ * feat, feat2, feat3 (N, F) are scratch buffers. */
+void predictor_token_embeddings(Predictor *p, float *out, const int32_t *ids, int N, float *feat, float *feat2,
+                                float *feat3);
+/* The bilm-tf embedding of row b of the last run without its <S> and </S>:
+ * out (L+1, n, 2P) with n = length - 2; layer 0 = [e, e], layer l = [fwd_l, bwd_l]. */
+void predictor_sentence_output(const Predictor *p, int b, float *out);
+
+#endif

@@ -1,0 +1,43 @@
+/* elmo.c - the `elmo` program: git-style subcommands over the library in src/. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "common.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"embed", cmd_embed, "contextual embeddings of tokenized sentences (bilm-tf dump_bilm_embeddings)"},
+    {"embed-vocab", cmd_embed_vocab, "token embeddings of a vocabulary (bilm-tf dump_token_embeddings)"},
+    {"bench", cmd_bench, "speed of prediction on random weights and random sentences"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: elmo <command> [options]   (elmo <command> --help for its options)\n\n"
+            "ELMo biLM in C: the char-CNN + biLSTM language model of bilm-tf / AllenNLP.\n\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return ELMO_EXIT_FAILURE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "elmo: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return ELMO_EXIT_FAILURE;
+}
