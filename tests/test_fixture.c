@@ -1,0 +1,252 @@
+/* test_fixture.c - the bilm-tf reference model reproduced (SPEC.md section 8).
+ *
+ * ../shared/fixtures/bilm-tf/model holds a tiny trained biLM and the top-layer
+ * embeddings bilm-tf computed for 3 lists of 10 sentences, statefully, in 10 batches of
+ * 3 (batch i = sentence i of each list). Skipped (not passed) when the fixture is absent.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "fileio.h"
+#include "model.h"
+#include "options.h"
+#include "predictor.h"
+#include "sentences.h"
+#include "testutil.h"
+#include "text.h"
+
+#define TOLERANCE 1e-5
+
+typedef struct {
+    char options[512], weights[512], vocab[512], sentences[512];
+    char *text[3][10]; /* the sentences, owned */
+} Fixture;
+
+/* Loads the fixture paths and sentences; returns 0 when the fixture is absent. */
+static int load_fixture(Fixture *fx) {
+    if (!fixture_path(fx->options, sizeof fx->options, "bilm-tf/model/options.json") ||
+        !fixture_path(fx->weights, sizeof fx->weights, "bilm-tf/model/lm_weights.hdf5") ||
+        !fixture_path(fx->vocab, sizeof fx->vocab, "bilm-tf/model/vocab_test.txt") ||
+        !fixture_path(fx->sentences, sizeof fx->sentences, "bilm-tf/model/lm_embeddings_sentences.json"))
+        return 0;
+    char *json;
+    assert_int_equal(file_read_all(fx->sentences, 1 << 22, &json, NULL), 0);
+    cJSON *root = cJSON_Parse(json);
+    assert_non_null(root);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 10; i++)
+            fx->text[k][i] = xstrdup(cJSON_GetArrayItem(cJSON_GetArrayItem(root, k), i)->valuestring);
+    cJSON_Delete(root);
+    free(json);
+    return 1;
+}
+
+static void free_fixture(Fixture *fx) {
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 10; i++) free(fx->text[k][i]);
+}
+
+/* Compares the top layer of an (L+1, n, 2P) embedding with the expected (2, n, P). */
+static double top_layer_diff(const float *got, const float *expected, int L, int n, int P) {
+    double worst = 0;
+    const float *top = got + (size_t)L * n * 2 * P;
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < 2; d++) {
+            double diff = max_abs_diff(top + (size_t)i * 2 * P + d * P, expected + ((size_t)d * n + i) * P, (size_t)P);
+            if (diff > worst) worst = diff;
+        }
+    return worst;
+}
+
+static const float *expected_top(int list, int i, size_t *n_out, float **owned) {
+    char rel[128], path[512];
+    snprintf(rel, sizeof rel, "bilm-tf/model/lm_embeddings_%d.hdf5", list);
+    assert_non_null(fixture_path(path, sizeof path, rel));
+    char name[16];
+    snprintf(name, sizeof name, "%d", i);
+    int rank;
+    size_t dims[4];
+    *owned = read_dataset(path, name, &rank, dims);
+    assert_non_null(*owned);
+    assert_int_equal(rank, 3);
+    assert_int_equal(dims[0], 2);
+    *n_out = dims[1];
+    return *owned;
+}
+
+/* Embeds the 30 sentences with the library, batch i = sentence i of each list. */
+static void check_library(const char *options_path, const Fixture *fx) {
+    ElmoOptions opt;
+    assert_int_equal(options_load(&opt, options_path, ELMO_FOR_PREDICTION), 0);
+    BilmModel model;
+    model_init_layout(&model, &opt, 0);
+    assert_int_equal(model_load(&model, fx->weights), 0);
+    Predictor pred;
+    predictor_init(&pred, &model, 3);
+    SentenceBatch batch;
+    batch_init(&batch, 3, opt.max_chars);
+    TokenList toks = {0};
+    const int L = opt.n_layers, P = opt.proj_dim;
+    double worst = 0;
+    for (int i = 0; i < 10; i++) {
+        batch_clear(&batch);
+        for (int k = 0; k < 3; k++) {
+            char *line = xstrdup(fx->text[k][i]);
+            assert_int_equal(text_split(line, strlen(line), &toks, "fixture"), 0);
+            batch_add(&batch, toks.tokens, toks.n, i);
+            free(line);
+        }
+        batch_build(&batch);
+        predictor_run(&pred, batch.ids, 3, batch.T, 0);
+        for (int k = 0; k < 3; k++) {
+            size_t n;
+            float *owned;
+            const float *expected = expected_top(k, i, &n, &owned);
+            assert_int_equal(n, batch.n_tokens[k] - 2);
+            float *got = malloc((size_t)(L + 1) * n * 2 * P * sizeof(float));
+            predictor_sentence_output(&pred, k, got);
+            double diff = top_layer_diff(got, expected, L, (int)n, P);
+            if (diff > worst) worst = diff;
+            if (diff > TOLERANCE) print_error("list %d sentence %d: max abs diff %g\n", k, i, diff);
+            free(got);
+            free(owned);
+        }
+    }
+    print_message("library: max abs diff over 30 sentences: %g\n", worst);
+    assert_true(worst <= TOLERANCE);
+    token_list_free(&toks);
+    batch_free(&batch);
+    predictor_free(&pred);
+    model_free(&model);
+    options_free(&opt);
+}
+
+static void test_library_reproduces_fixture(void **state) {
+    Fixture fx;
+    if (!load_fixture(&fx)) skip();
+    check_library(fx.options, &fx);
+    free_fixture(&fx);
+}
+
+/* The same weights with options saying n_characters 261 (a training file). */
+static void test_n_characters_261_accepted(void **state) {
+    Fixture fx;
+    if (!load_fixture(&fx)) skip();
+    ElmoOptions opt;
+    assert_int_equal(options_load(&opt, fx.options, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(opt.n_characters, 262);
+    char path[512];
+    tmp_path(path, sizeof path, "options261.json");
+    assert_int_equal(options_save(&opt, path, 261), 0);
+    options_free(&opt);
+    assert_int_equal(options_load(&opt, path, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(opt.n_characters, 261);
+    options_free(&opt);
+    check_library(path, &fx);
+    free_fixture(&fx);
+}
+
+static void write_fixture_input(const Fixture *fx, const char *path) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 10; i++)
+        for (int k = 0; k < 3; k++) fprintf(f, "%s\n", fx->text[k][i]);
+    fclose(f);
+}
+
+/* Compares every sentence of an `elmo embed` output with the fixture. */
+static void check_cli_output(const char *out, int L, int P) {
+    double worst = 0;
+    for (int i = 0; i < 10; i++)
+        for (int k = 0; k < 3; k++) {
+            char name[16];
+            snprintf(name, sizeof name, "%d", 3 * i + k);
+            int rank;
+            size_t dims[4];
+            float *got = read_dataset(out, name, &rank, dims);
+            assert_non_null(got);
+            assert_int_equal(rank, 3);
+            assert_int_equal(dims[0], L + 1);
+            assert_int_equal(dims[2], 2 * P);
+            size_t n;
+            float *owned;
+            const float *expected = expected_top(k, i, &n, &owned);
+            assert_int_equal(dims[1], n);
+            double diff = top_layer_diff(got, expected, L, (int)n, P);
+            if (diff > worst) worst = diff;
+            free(got);
+            free(owned);
+        }
+    print_message("elmo embed: max abs diff over 30 sentences: %g\n", worst);
+    assert_true(worst <= TOLERANCE);
+}
+
+static void test_cli_reproduces_fixture(void **state) {
+    Fixture fx;
+    if (!load_fixture(&fx)) skip();
+    char input[512], out[512], args[4096], err[4096];
+    write_fixture_input(&fx, tmp_path(input, sizeof input, "fixture.txt"));
+    tmp_path(out, sizeof out, "fixture_out.hdf5");
+    for (int threads = 1; threads <= 2; threads++) {
+        snprintf(args, sizeof args,
+                 "embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --batch-size 3 "
+                 "--threads %d",
+                 fx.options, fx.weights, fx.vocab, input, out, threads);
+        assert_int_equal(run_elmo(args, err, sizeof err), 0);
+        check_cli_output(out, 2, 16);
+    }
+    free_fixture(&fx);
+}
+
+/* embed-vocab rows equal layer 0 of embed for the same words. */
+static void test_embed_vocab_matches_layer0(void **state) {
+    Fixture fx;
+    if (!load_fixture(&fx)) skip();
+    char input[512], out[512], vout[512], vocab[512], args[4096], err[4096];
+    write_text_file(tmp_path(vocab, sizeof vocab, "small_vocab.txt"), "<S>\n</S>\nThe\nflu\n,\nCrazy\n");
+    write_text_file(tmp_path(input, sizeof input, "words.txt"), "The flu , Crazy\n");
+    tmp_path(out, sizeof out, "words.hdf5");
+    tmp_path(vout, sizeof vout, "vocab_emb.hdf5");
+    snprintf(args, sizeof args, "embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s'",
+             fx.options, fx.weights, vocab, input, out);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    snprintf(args, sizeof args, "embed-vocab --options '%s' --weights '%s' --vocab '%s' --output '%s'", fx.options,
+             fx.weights, vocab, vout);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    int rank;
+    size_t dims[4], vdims[4];
+    float *emb = read_dataset(out, "0", &rank, dims);
+    float *vemb = read_dataset(vout, "embedding", &rank, vdims);
+    assert_non_null(emb);
+    assert_non_null(vemb);
+    assert_int_equal(vdims[0], 6);
+    assert_int_equal(vdims[1], 16);
+    assert_int_equal(dims[1], 4);
+    for (int i = 0; i < 4; i++) { /* sentence token i is vocabulary word i + 2 */
+        const float *row = emb + (size_t)i * 32;
+        assert_true(max_abs_diff(row, vemb + (size_t)(i + 2) * 16, 16) <= 1e-6);
+        assert_true(max_abs_diff(row + 16, vemb + (size_t)(i + 2) * 16, 16) <= 1e-6); /* [e, e] */
+    }
+    free(emb);
+    free(vemb);
+    free_fixture(&fx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_library_reproduces_fixture),
+        cmocka_unit_test(test_n_characters_261_accepted),
+        cmocka_unit_test(test_cli_reproduces_fixture),
+        cmocka_unit_test(test_embed_vocab_matches_layer0),
+    };
+    return cmocka_run_group_tests_name("fixture", tests, NULL, NULL);
+}

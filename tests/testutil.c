@@ -1,0 +1,121 @@
+/* testutil.c - see testutil.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "h5io.h"
+#include "rng.h"
+
+const char *fixtures_dir(void) {
+    const char *d = getenv("ELMO_FIXTURES");
+    return d && *d ? d : "../shared/fixtures";
+}
+
+const char *fixture_path(char *buf, size_t size, const char *relative) {
+    snprintf(buf, size, "%s/%s", fixtures_dir(), relative);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+static char tmpdir[256];
+
+static void remove_tmpdir(void) {
+    if (!tmpdir[0]) return;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
+}
+
+const char *test_tmpdir(void) {
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/elmo-test-XXXXXX");
+        CHECK(mkdtemp(tmpdir), "mkdtemp failed");
+        atexit(remove_tmpdir);
+    }
+    return tmpdir;
+}
+
+const char *tmp_path(char *buf, size_t size, const char *name) {
+    snprintf(buf, size, "%s/%s", test_tmpdir(), name);
+    return buf;
+}
+
+void write_text_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int run_elmo(const char *args, char *err, size_t size) {
+    char errfile[512], cmd[8192];
+    tmp_path(errfile, sizeof errfile, "stderr.txt");
+    const char *bin = getenv("ELMO_BIN") ? getenv("ELMO_BIN") : "bin/elmo";
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>'%s'", bin, args, errfile);
+    int status = system(cmd);
+    FILE *f = fopen(errfile, "rb");
+    size_t n = f ? fread(err, 1, size - 1, f) : 0;
+    if (f) fclose(f);
+    err[n] = '\0';
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+double max_abs_diff(const float *a, const float *b, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= worst)) worst = d; /* NaN counts as worst */
+    }
+    return worst;
+}
+
+void fill_uniform(float *x, size_t n, float scale, uint64_t seed) {
+    Rng r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = (float)((2.0 * rng_uniform(&r) - 1.0) * scale);
+}
+
+float *read_dataset(const char *path, const char *name, int *rank, size_t *dims) {
+    hid_t file;
+    if (h5io_open_read(path, &file) < 0) return NULL;
+    hsize_t d[H5IO_MAX_RANK];
+    float *data = NULL;
+    if (h5io_shape(file, path, name, rank, d) == 0) {
+        size_t n = 1;
+        for (int i = 0; i < *rank; i++) {
+            dims[i] = d[i];
+            n *= d[i];
+        }
+        data = malloc((n ? n : 1) * sizeof(float));
+        if (h5io_read_floats(file, path, name, *rank, d, data) < 0) {
+            free(data);
+            data = NULL;
+        }
+    }
+    H5Fclose(file);
+    return data;
+}

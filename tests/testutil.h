@@ -1,0 +1,35 @@
+/* testutil.h - helpers shared by the cmocka suites.
+ * Include after <cmocka.h> (with its prerequisites). */
+#ifndef ELMO_TESTUTIL_H
+#define ELMO_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Directory of the reference fixtures ($ELMO_FIXTURES, default ../shared/fixtures). */
+const char *fixtures_dir(void);
+/* Full path of a fixture file into buf; NULL when it does not exist (callers skip). */
+const char *fixture_path(char *buf, size_t size, const char *relative);
+
+/* A fresh temporary directory for this process (removed at exit). */
+const char *test_tmpdir(void);
+/* buf = "<tmpdir>/<name>". */
+const char *tmp_path(char *buf, size_t size, const char *name);
+void write_text_file(const char *path, const char *text);
+int file_exists(const char *path);
+
+/* Runs `bin/elmo <args>` (a shell command line), returns its exit status; its stderr
+ * goes to err (NUL-terminated, truncated to size). */
+int run_elmo(const char *args, char *err, size_t size);
+/* Number of lines in s. */
+int count_lines(const char *s);
+
+/* Max |a - b| over n floats. */
+double max_abs_diff(const float *a, const float *b, size_t n);
+/* Fills x with uniform values in [-scale, scale) from a fixed-seed generator. */
+void fill_uniform(float *x, size_t n, float scale, uint64_t seed);
+
+/* Reads a whole float dataset of an HDF5 file (allocated); dims/rank out. NULL on error. */
+float *read_dataset(const char *path, const char *name, int *rank, size_t *dims);
+
+#endif
