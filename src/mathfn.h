@@ -14,7 +14,7 @@
 
 /* exp(x): Cody-Waite range reduction and the Cephes degree-6 polynomial (~1 ulp). */
 static inline float fast_expf(float x) {
-    const float hi = 88.3762626647949f, lo = -87.3365447504f;
+    const float hi = 88.7228391117f, lo = -87.3365447504f; /* log(FLT_MAX), log(FLT_MIN) */
     float xc = x > hi ? hi : x;
     xc = xc < lo ? lo : xc;
     xc = x == x ? xc : 0.0f; /* NaN: compute on 0, patched below */
@@ -28,10 +28,14 @@ static inline float fast_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    /* 2^n by its exponent bits; n = 128 (just below overflow) as 2^127 * 2 */
+    int32_t k = (int32_t)n;
+    float extra = k > 127 ? 2.0f : 1.0f;
+    k = k > 127 ? 127 : k;
+    int32_t bits = (k + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    float y = p * scale;
+    float y = p * scale * extra;
     y = x > hi ? INFINITY : y;
     y = x < lo ? 0.0f : y;
     return x == x ? y : x;
@@ -48,7 +52,7 @@ static inline float fast_tanhf(float x) {
     poly = poly * z - 5.37397155531e-2f;
     poly = poly * z + 1.33314422036e-1f;
     poly = poly * z - 3.33332819422e-1f;
-    float small = poly * z * x + x;
+    float small = copysignf(a + a * z * poly, x); /* keeps the sign of -0 */
     float e = fast_expf(2.0f * a);
     float large = copysignf(1.0f - 2.0f / (e + 1.0f), x);
     return a < 0.625f ? small : large;
