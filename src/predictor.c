@@ -97,10 +97,14 @@ void predictor_token_embeddings(Predictor *p, float *out, const int32_t *ids, in
     const BilmModel *m = p->m;
     const ElmoOptions *o = m->opt;
     const int F = o->total_filters;
+    double t0 = elmo_now();
     charcnn_forward(feat, NULL, ids, N, p->char_table, CHAR_PAD + 1, m, &p->cnn);
+    double t1 = elmo_now();
     for (int i = 0; i < o->n_highway; i++) highway_forward(feat, feat2, feat3, feat, &m->highway[i], N, F);
     if (m->W_proj) linear_forward(out, feat, m->W_proj, m->b_proj, N, F, o->proj_dim);
     else memcpy(out, feat, (size_t)N * F * sizeof(float));
+    p->time_cnn += t1 - t0;
+    p->time_highway_proj += elmo_now() - t1;
 }
 
 /* dst[b, t] = src[b, len_b - 1 - t] for t < len_b (tf.reverse_sequence); the rest is
@@ -142,6 +146,7 @@ void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless
     for (int i = 0; i < n_real; i++)
         memcpy(p->token_emb + (size_t)p->real_pos[i] * P, compact + (size_t)i * P, (size_t)P * sizeof(float));
 
+    double t0 = elmo_now();
     for (int d = 0; d < 2; d++) {
         const float *x = p->token_emb;
         if (d == 1) {
@@ -163,6 +168,7 @@ void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless
         if (d == 1)
             for (int l = 0; l < L; l++) reverse_rows(p->layer_out[1][l], p->seq_out[l], p->lengths, B, T, P);
     }
+    p->time_lstm += elmo_now() - t0;
 }
 
 void predictor_sentence_output(const Predictor *p, int b, float *out) {

@@ -40,6 +40,8 @@ typedef struct {
     float *gates;               /* (B*T, 4H) */
     float *m_ws, *hp_ws;        /* (B, H), (B, Hs) */
     float *zero_c, *zero_h;     /* stateless runs */
+    /* seconds spent so far, per phase (for `elmo bench`) */
+    double time_cnn, time_highway_proj, time_lstm;
 } Predictor;
 
 void predictor_init(Predictor *p, const BilmModel *m, int max_batch);
