@@ -1,6 +1,7 @@
 /* lstm.c - see lstm.h. */
 #include "lstm.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "linalg.h"
@@ -26,15 +27,14 @@ static inline float clipf(float x, float limit) {
     return x < -limit ? -limit : x;
 }
 
-void lstm_cell_step(float *c, float *m, const float *z, const LstmDims *d) {
+void lstm_cell_step(float *restrict c, float *restrict m, const float *restrict z, const LstmDims *d) {
     const int H = d->H;
     const float *zi = z, *zj = z + H, *zf = z + 2 * H, *zo = z + 3 * H;
-    const float cc = d->cell_clip;
-    const int clip = d->has_cell_clip;
+    const float limit = d->has_cell_clip ? d->cell_clip : INFINITY;
 #pragma omp simd
     for (int k = 0; k < H; k++) {
         float cell = fast_sigmoidf(zf[k] + 1.0f) * c[k] + fast_sigmoidf(zi[k]) * fast_tanhf(zj[k]);
-        cell = clip ? clipf(cell, cc) : cell;
+        cell = clipf(cell, limit);
         c[k] = cell;
         m[k] = fast_sigmoidf(zo[k]) * fast_tanhf(cell);
     }

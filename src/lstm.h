@@ -26,7 +26,7 @@ LstmDims lstm_dims(const ElmoOptions *o);
 
 /* The gate non-linearities and the cell update for one position:
  * z (4H) pre-activations (i, j, f, o); c (H) in: previous cell, out: new cell; m (H) out. */
-void lstm_cell_step(float *c, float *m, const float *z, const LstmDims *d);
+void lstm_cell_step(float *restrict c, float *restrict m, const float *restrict z, const LstmDims *d);
 
 /* Prediction over T steps of B rows (dynamic_rnn with sequence lengths): positions
  * t >= lengths[b] leave the state (c, h) of row b as it was and output zeros.

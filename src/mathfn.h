@@ -10,7 +10,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 /* exp(x): Cody-Waite range reduction and the Cephes degree-6 polynomial (~1 ulp). */
 static inline float fast_expf(float x) {
@@ -32,10 +31,8 @@ static inline float fast_expf(float x) {
     int32_t k = (int32_t)n;
     float extra = k > 127 ? 2.0f : 1.0f;
     k = k > 127 ? 127 : k;
-    int32_t bits = (k + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    float y = p * scale * extra;
+    union { int32_t i; float f; } scale = {.i = (k + 127) << 23};
+    float y = p * scale.f * extra;
     y = x > hi ? INFINITY : y;
     y = x < lo ? 0.0f : y;
     return x == x ? y : x;

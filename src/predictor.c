@@ -1,6 +1,7 @@
 /* predictor.c - see predictor.h. */
 #include "predictor.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,10 +26,12 @@ void predictor_init(Predictor *p, const BilmModel *m, int max_batch) {
             p->c[d][l] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
             p->h[d][l] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
         }
-    p->zero_c = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
-    p->zero_h = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
-    p->m_ws = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
-    p->hp_ws = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
+    for (int d = 0; d < 2; d++) {
+        p->zero_c[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
+        p->zero_h[d] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
+        p->m_ws[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
+        p->hp_ws[d] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
+    }
 }
 
 static void free_position_buffers(Predictor *p) {
@@ -42,7 +45,8 @@ static void free_position_buffers(Predictor *p) {
     free(p->feat2);
     free(p->feat3);
     free(p->seq_in);
-    free(p->gates);
+    free(p->gates[0]);
+    free(p->gates[1]);
 }
 
 /* Sizes the per-position buffers for n = B*T positions (only ever grows). */
@@ -63,7 +67,7 @@ static void reserve_positions(Predictor *p, int n) {
     p->feat2 = xmalloc_aligned(n * F * sizeof(float));
     p->feat3 = xmalloc_aligned(n * F * sizeof(float));
     p->seq_in = xmalloc_aligned(n * P * sizeof(float));
-    p->gates = xmalloc_aligned((size_t)n * 4 * p->dims.H * sizeof(float));
+    for (int d = 0; d < 2; d++) p->gates[d] = xmalloc_aligned((size_t)n * 4 * p->dims.H * sizeof(float));
     p->cap_positions = n;
 }
 
@@ -77,10 +81,12 @@ void predictor_free(Predictor *p) {
             free(p->c[d][l]);
             free(p->h[d][l]);
         }
-    free(p->zero_c);
-    free(p->zero_h);
-    free(p->m_ws);
-    free(p->hp_ws);
+    for (int d = 0; d < 2; d++) {
+        free(p->zero_c[d]);
+        free(p->zero_h[d]);
+        free(p->m_ws[d]);
+        free(p->hp_ws[d]);
+    }
     memset(p, 0, sizeof *p);
 }
 
@@ -117,10 +123,36 @@ static void reverse_rows(float *dst, const float *src, const int *lengths, int B
         }
 }
 
+/* The L LSTM layers of direction d (0 forward, 1 backward) over the token embeddings. */
+static void run_direction(Predictor *p, int d, int B, int T, int stateless) {
+    const BilmModel *m = p->m;
+    const ElmoOptions *o = m->opt;
+    const int P = o->proj_dim, L = o->n_layers;
+    const float *x = p->token_emb;
+    if (d == 1) {
+        reverse_rows(p->seq_in, p->token_emb, p->lengths, B, T, P);
+        x = p->seq_in;
+    }
+    for (int l = 0; l < L; l++) {
+        float *c = stateless ? p->zero_c[d] : p->c[d][l];
+        float *h = stateless ? p->zero_h[d] : p->h[d][l];
+        if (stateless) {
+            memset(c, 0, (size_t)B * p->dims.H * sizeof(float));
+            memset(h, 0, (size_t)B * p->dims.Hs * sizeof(float));
+        }
+        float *out = d == 0 ? p->layer_out[0][l] : p->seq_out[l];
+        lstm_predict(out, c, h, p->gates[d], p->m_ws[d], p->hp_ws[d], x, p->lengths, B, T,
+                     o->use_skip_connections && l > 0, &m->lstm[d][l], &p->dims);
+        x = out;
+    }
+    if (d == 1)
+        for (int l = 0; l < L; l++) reverse_rows(p->layer_out[1][l], p->seq_out[l], p->lengths, B, T, P);
+}
+
 void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless) {
     const BilmModel *m = p->m;
     const ElmoOptions *o = m->opt;
-    const int C = o->max_chars, P = o->proj_dim, L = o->n_layers;
+    const int C = o->max_chars, P = o->proj_dim;
     CHECK(B >= 1 && B <= p->max_batch, "batch of %d rows, predictor holds %d", B, p->max_batch);
     reserve_positions(p, B * T);
     p->B = B;
@@ -147,27 +179,8 @@ void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless
         memcpy(p->token_emb + (size_t)p->real_pos[i] * P, compact + (size_t)i * P, (size_t)P * sizeof(float));
 
     double t0 = elmo_now();
-    for (int d = 0; d < 2; d++) {
-        const float *x = p->token_emb;
-        if (d == 1) {
-            reverse_rows(p->seq_in, p->token_emb, p->lengths, B, T, P);
-            x = p->seq_in;
-        }
-        for (int l = 0; l < L; l++) {
-            float *c = stateless ? p->zero_c : p->c[d][l];
-            float *h = stateless ? p->zero_h : p->h[d][l];
-            if (stateless) {
-                memset(c, 0, (size_t)B * p->dims.H * sizeof(float));
-                memset(h, 0, (size_t)B * p->dims.Hs * sizeof(float));
-            }
-            float *out = d == 0 ? p->layer_out[0][l] : p->seq_out[l];
-            lstm_predict(out, c, h, p->gates, p->m_ws, p->hp_ws, x, p->lengths, B, T,
-                         o->use_skip_connections && l > 0, &m->lstm[d][l], &p->dims);
-            x = out;
-        }
-        if (d == 1)
-            for (int l = 0; l < L; l++) reverse_rows(p->layer_out[1][l], p->seq_out[l], p->lengths, B, T, P);
-    }
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (omp_get_max_threads() > 1)
+    for (int d = 0; d < 2; d++) run_direction(p, d, B, T, stateless);
     p->time_lstm += elmo_now() - t0;
 }
 

@@ -37,9 +37,11 @@ typedef struct {
     int *real_pos;              /* (B*T) their position b*T+t */
     float *feat, *feat2, *feat3; /* (B*T, F) */
     float *seq_in, *seq_out[ELMO_MAX_LAYERS]; /* (B, T, P) one direction's time order */
-    float *gates;               /* (B*T, 4H) */
-    float *m_ws, *hp_ws;        /* (B, H), (B, Hs) */
-    float *zero_c, *zero_h;     /* stateless runs */
+    /* per direction: the two directions run concurrently, one thread each, because the
+     * per-step GEMMs are too small to share between cores (../shared/MACHINE.md) */
+    float *gates[2];            /* (B*T, 4H) */
+    float *m_ws[2], *hp_ws[2];  /* (B, H), (B, Hs) */
+    float *zero_c[2], *zero_h[2]; /* stateless runs */
     /* seconds spent so far, per phase (for `elmo bench`) */
     double time_cnn, time_highway_proj, time_lstm;
 } Predictor;
