@@ -12,6 +12,9 @@
 int h5io_open_read(const char *path, hid_t *file);
 /* Creates (truncates) a file for writing. */
 int h5io_create(const char *path, hid_t *file);
+/* Closes and reopens a file being written: HDF5 keeps metadata of every object written
+ * in memory until the file is closed, so long writers reopen now and then. */
+int h5io_reopen(hid_t *file, const char *path);
 /* Closes the file; fails if the library reports an error (e.g. the disk is full). */
 int h5io_close(hid_t file, const char *path);
 

@@ -39,8 +39,9 @@ static void free_position_buffers(Predictor *p) {
     for (int d = 0; d < 2; d++)
         for (int l = 0; l < ELMO_MAX_LAYERS; l++) free(p->layer_out[d][l]);
     for (int l = 0; l < ELMO_MAX_LAYERS; l++) free(p->seq_out[l]);
-    free(p->real_ids);
-    free(p->real_pos);
+    free(p->unique_ids);
+    free(p->unique_of);
+    free(p->slots);
     free(p->feat);
     free(p->feat2);
     free(p->feat3);
@@ -61,8 +62,10 @@ static void reserve_positions(Predictor *p, int n) {
     for (int d = 0; d < 2; d++)
         for (int l = 0; l < o->n_layers; l++) p->layer_out[d][l] = xmalloc_aligned(n * P * sizeof(float));
     for (int l = 0; l < o->n_layers; l++) p->seq_out[l] = xmalloc_aligned(n * P * sizeof(float));
-    p->real_ids = xmalloc((size_t)n * o->max_chars * sizeof(int32_t));
-    p->real_pos = xmalloc((size_t)n * sizeof(int));
+    p->unique_ids = xmalloc((size_t)n * o->max_chars * sizeof(int32_t));
+    p->unique_of = xmalloc((size_t)n * sizeof(int));
+    for (p->n_slots = 16; p->n_slots < 2 * (size_t)n;) p->n_slots *= 2;
+    p->slots = xmalloc(p->n_slots * sizeof(int));
     p->feat = xmalloc_aligned(n * F * sizeof(float));
     p->feat2 = xmalloc_aligned(n * F * sizeof(float));
     p->feat3 = xmalloc_aligned(n * F * sizeof(float));
@@ -113,6 +116,12 @@ void predictor_token_embeddings(Predictor *p, float *out, const int32_t *ids, in
     p->time_highway_proj += elmo_now() - t1;
 }
 
+static uint64_t hash_token(const int32_t *ids, int C) {
+    uint64_t h = 1469598103934665603ull;
+    for (int c = 0; c < C; c++) h = (h ^ (uint32_t)ids[c]) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
 /* dst[b, t] = src[b, len_b - 1 - t] for t < len_b (tf.reverse_sequence); the rest is
  * copied unchanged. */
 static void reverse_rows(float *dst, const float *src, const int *lengths, int B, int T, int width) {
@@ -158,25 +167,38 @@ void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless
     p->B = B;
     p->T = T;
 
-    /* real tokens (any non-zero id), compacted so that padding costs no CNN work */
-    int n_real = 0;
+    /* The distinct real tokens (any non-zero id) of the batch: padding costs no CNN work
+     * and a word repeated in the batch goes through the char-CNN and highway once. */
+    const size_t n_slots = p->n_slots;
+    memset(p->slots, 0xff, n_slots * sizeof *p->slots);
+    int n_unique = 0;
     for (int b = 0; b < B; b++) {
         p->lengths[b] = 0;
         for (int t = 0; t < T; t++) {
             const int32_t *tok = ids + ((size_t)b * T + t) * C;
             int real = 0;
             for (int c = 0; c < C && !real; c++) real = tok[c] != 0;
+            p->unique_of[b * T + t] = -1;
             if (!real) continue;
             p->lengths[b]++;
-            memcpy(p->real_ids + (size_t)n_real * C, tok, (size_t)C * sizeof(int32_t));
-            p->real_pos[n_real++] = b * T + t;
+            size_t slot = hash_token(tok, C) & (n_slots - 1);
+            while (p->slots[slot] >= 0 &&
+                   memcmp(p->unique_ids + (size_t)p->slots[slot] * C, tok, (size_t)C * sizeof(int32_t)) != 0)
+                slot = (slot + 1) & (n_slots - 1);
+            if (p->slots[slot] < 0) {
+                memcpy(p->unique_ids + (size_t)n_unique * C, tok, (size_t)C * sizeof(int32_t));
+                p->slots[slot] = n_unique++;
+            }
+            p->unique_of[b * T + t] = p->slots[slot];
         }
     }
-    float *compact = p->seq_in; /* (n_real, P) scratch before the scatter */
-    predictor_token_embeddings(p, compact, p->real_ids, n_real, p->feat, p->feat2, p->feat3);
-    memset(p->token_emb, 0, (size_t)B * T * P * sizeof(float));
-    for (int i = 0; i < n_real; i++)
-        memcpy(p->token_emb + (size_t)p->real_pos[i] * P, compact + (size_t)i * P, (size_t)P * sizeof(float));
+    float *compact = p->seq_in; /* (n_unique, P) scratch before the scatter */
+    predictor_token_embeddings(p, compact, p->unique_ids, n_unique, p->feat, p->feat2, p->feat3);
+    for (int i = 0; i < B * T; i++) {
+        float *e = p->token_emb + (size_t)i * P;
+        if (p->unique_of[i] < 0) memset(e, 0, (size_t)P * sizeof(float));
+        else memcpy(e, compact + (size_t)p->unique_of[i] * P, (size_t)P * sizeof(float));
+    }
 
     double t0 = elmo_now();
 #pragma omp parallel for num_threads(2) schedule(static, 1) if (omp_get_max_threads() > 1)

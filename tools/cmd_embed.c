@@ -31,6 +31,9 @@ static const char embed_help[] =
     "  --threads N        threads (default: all cores)\n"
     "  --quiet            no progress lines\n";
 
+/* Sentences between two reopenings of the output file (bounds HDF5's memory). */
+#define REOPEN_EVERY 50000
+
 static int write_batch(hid_t file, const char *out_path, const Predictor *pred, const SentenceBatch *batch,
                        long first_index, float *buffer) {
     const ElmoOptions *o = pred->m->opt;
@@ -123,6 +126,8 @@ int cmd_embed(int argc, char **argv) {
         }
         rc = write_batch(file, output, &pred, &batch, n_sentences, buffer);
         n_sentences += batch.n;
+        if (rc == 0 && n_sentences / REOPEN_EVERY != (n_sentences - batch.n) / REOPEN_EVERY)
+            rc = h5io_reopen(&file, pending.tmp);
         for (int b = 0; b < batch.n; b++) n_tokens += batch.n_tokens[b] - 2;
         double now = elmo_now();
         if (!quiet && now - last_report >= 5.0) {
