@@ -189,6 +189,30 @@ static void test_failure_keeps_earlier_output(void **state) {
     remove(output);
 }
 
+/* A run killed with SIGTERM half-way removes its temporary file and leaves the earlier
+ * output as it was. */
+static void test_killed_run_keeps_earlier_output(void **state) {
+    char path[512], cmd[4096];
+    FILE *f = fopen(tmp_path(path, sizeof path, "long_input.txt"), "w");
+    for (int i = 0; i < 400000; i++) fprintf(f, "the cat sat on the mat number %d .\n", i);
+    fclose(f);
+    write_text_file(output, "an earlier result\n");
+    snprintf(cmd, sizeof cmd,
+             "bin/elmo embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet & "
+             "pid=$!; sleep 1; kill -TERM $pid; wait $pid; test $? -eq 143",
+             opts, weights, vocab, path, output);
+    assert_int_equal(system(cmd), 0); /* still running after 1 s, then killed by the signal */
+    char *data;
+    assert_int_equal(file_read_all(output, 1 << 20, &data, NULL), 0);
+    assert_string_equal(data, "an earlier result\n");
+    free(data);
+    DIR *dir = opendir(test_tmpdir());
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) assert_null(strstr(e->d_name, ".tmp."));
+    closedir(dir);
+    remove(output);
+}
+
 static void test_usage_errors(void **state) {
     char args[4096], err[4096];
     assert_int_equal(run_elmo("no-such-command", err, sizeof err), 2);
@@ -259,6 +283,7 @@ int main(void) {
         cmocka_unit_test(test_bad_vocab_and_options),
         cmocka_unit_test(test_bad_input_text),
         cmocka_unit_test(test_failure_keeps_earlier_output),
+        cmocka_unit_test(test_killed_run_keeps_earlier_output),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_n_characters_note),
         cmocka_unit_test(test_embed_vocab_errors),
