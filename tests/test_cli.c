@@ -164,6 +164,20 @@ static void test_bad_input_text(void **state) {
     expect_embed_failure(opts, weights, vocab, path, "binary.txt:1", NULL);
 }
 
+/* The output file still holds what test_*_keeps_earlier_output put there, and no
+ * temporary file is left in the directory. */
+static void assert_earlier_output_intact(void) {
+    char *data;
+    assert_int_equal(file_read_all(output, 1 << 20, &data, NULL), 0);
+    assert_string_equal(data, "an earlier result\n");
+    free(data);
+    DIR *dir = opendir(test_tmpdir());
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) assert_null(strstr(e->d_name, ".tmp."));
+    closedir(dir);
+    remove(output);
+}
+
 /* A run that fails half-way (bad line 40, after batches were written) leaves the earlier
  * output file as it was and no temporary file. */
 static void test_failure_keeps_earlier_output(void **state) {
@@ -178,15 +192,7 @@ static void test_failure_keeps_earlier_output(void **state) {
              weights, vocab, path, output);
     assert_int_equal(run_elmo(args, err, sizeof err), 2);
     assert_non_null(strstr(err, "late_error.txt:40"));
-    char *data;
-    assert_int_equal(file_read_all(output, 1 << 20, &data, NULL), 0);
-    assert_string_equal(data, "an earlier result\n");
-    free(data);
-    DIR *dir = opendir(test_tmpdir());
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) assert_null(strstr(e->d_name, ".tmp."));
-    closedir(dir);
-    remove(output);
+    assert_earlier_output_intact();
 }
 
 /* A run killed with SIGTERM half-way removes its temporary file and leaves the earlier
@@ -202,15 +208,7 @@ static void test_killed_run_keeps_earlier_output(void **state) {
              "pid=$!; sleep 1; kill -TERM $pid; wait $pid; test $? -eq 143",
              opts, weights, vocab, path, output);
     assert_int_equal(system(cmd), 0); /* still running after 1 s, then killed by the signal */
-    char *data;
-    assert_int_equal(file_read_all(output, 1 << 20, &data, NULL), 0);
-    assert_string_equal(data, "an earlier result\n");
-    free(data);
-    DIR *dir = opendir(test_tmpdir());
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) assert_null(strstr(e->d_name, ".tmp."));
-    closedir(dir);
-    remove(output);
+    assert_earlier_output_intact();
 }
 
 static void test_usage_errors(void **state) {
