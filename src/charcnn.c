@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chars.h"
 #include "common.h"
 #include "linalg.h"
 
@@ -29,6 +30,9 @@ void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o) {
     w->conv = xmalloc_aligned(w->n_threads * w->conv_stride * sizeof(float));
     w->row_start = xmalloc((size_t)w->n_threads * (w->chunk + 1) * sizeof(int));
     w->pad_value = xmalloc((size_t)o->total_filters * sizeof(float));
+    w->max_window = max_w * De;
+    w->dwindow = xmalloc((size_t)w->n_threads * w->max_window * sizeof(float));
+    w->dtable = xmalloc((size_t)w->n_threads * (CHAR_TABLE_ROWS + 1) * De * sizeof(float));
 }
 
 void charcnn_work_free(CharCnnWork *w) {
@@ -37,6 +41,8 @@ void charcnn_work_free(CharCnnWork *w) {
     free(w->conv);
     free(w->row_start);
     free(w->pad_value);
+    free(w->dwindow);
+    free(w->dtable);
     memset(w, 0, sizeof *w);
 }
 
@@ -136,6 +142,74 @@ void charcnn_forward(float *out, int32_t *argmax, const int32_t *ids, int N, con
         const int n_tok = N - start < w->chunk ? N - start : w->chunk;
         forward_chunk(out + (size_t)start * F, argmax ? argmax + (size_t)start * F : NULL, ids + (size_t)start * C,
                       n_tok, table, pad_id, m, w, omp_get_thread_num());
+    }
+}
+
+void charcnn_backward(BilmModel *grad, float *dtable, float *dpre, const float *dout, const float *out,
+                      const int32_t *argmax, const int32_t *ids, int N, const float *table, const BilmModel *m,
+                      CharCnnWork *w) {
+    const ElmoOptions *o = m->opt;
+    const int C = o->max_chars, De = o->char_dim, F = o->total_filters;
+    const long NF = (long)N * F;
+    /* through the activation: y = act(max + b) */
+#pragma omp parallel for simd if (NF > 65536) schedule(static)
+    for (long i = 0; i < NF; i++)
+        dpre[i] = o->activation == ELMO_ACT_RELU ? (out[i] > 0.0f ? dout[i] : 0.0f) : dout[i] * (1.0f - out[i] * out[i]);
+
+    const size_t table_floats = (size_t)(CHAR_TABLE_ROWS + 1) * De;
+    memset(w->dtable, 0, (size_t)w->n_threads * table_floats * sizeof(float));
+#pragma omp parallel num_threads(w->n_threads)
+    {
+        const int thread = omp_get_thread_num();
+        float *dwin = w->dwindow + (size_t)thread * w->max_window;
+        float *dtab = w->dtable + (size_t)thread * table_floats;
+        int f0 = 0;
+        for (int k = 0; k < o->n_filter_kinds; k++) {
+            const ConvParams *cp = &m->conv[k];
+            ConvParams *g = &grad->conv[k];
+            const int width = cp->width, n = cp->count, K = width * De;
+            /* filter weights and bias: each thread owns whole filters f */
+#pragma omp for schedule(static)
+            for (int f = 0; f < n; f++) {
+                memset(dwin, 0, (size_t)K * sizeof(float));
+                double db = 0;
+                for (int i = 0; i < N; i++) {
+                    const float d = dpre[(size_t)i * F + f0 + f];
+                    if (d == 0.0f) continue;
+                    db += d;
+                    const int p = argmax[(size_t)i * F + f0 + f];
+                    const int32_t *tid = ids + (size_t)i * C + p;
+                    for (int j = 0; j < width; j++) {
+                        const float *e = table + (size_t)tid[j] * De;
+                        float *dw = dwin + (size_t)j * De;
+                        for (int c = 0; c < De; c++) dw[c] += d * e[c];
+                    }
+                }
+                for (int r = 0; r < K; r++) g->W[(size_t)r * n + f] += dwin[r];
+                g->b[f] += (float)db;
+            }
+            /* the table rows under each winning window: tokens split between threads,
+             * each with its own partial table */
+#pragma omp for schedule(static) nowait
+            for (int i = 0; i < N; i++)
+                for (int f = 0; f < n; f++) {
+                    const float d = dpre[(size_t)i * F + f0 + f];
+                    if (d == 0.0f) continue;
+                    const int p = argmax[(size_t)i * F + f0 + f];
+                    const int32_t *tid = ids + (size_t)i * C + p;
+                    for (int j = 0; j < width; j++) {
+                        float *dt = dtab + (size_t)tid[j] * De;
+                        const float *wr = cp->W + (size_t)j * De * n + f;
+                        for (int c = 0; c < De; c++) dt[c] += d * wr[(size_t)c * n];
+                    }
+                }
+            f0 += n;
+        }
+    }
+    /* sum the partial tables in thread order (deterministic for a thread count) */
+    for (int t = 0; t < w->n_threads; t++) {
+        const float *dtab = w->dtable + (size_t)t * table_floats;
+        for (size_t r = 0; r < (size_t)CHAR_TABLE_ROWS * De; r++) dtable[r] += dtab[r];
     }
 }
 

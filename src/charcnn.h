@@ -25,6 +25,10 @@ typedef struct {
     float *conv;         /* per thread (chunk * C, n) */
     int *row_start;      /* per thread (chunk + 1) */
     float *pad_value;    /* (F): value of an all-padding window, before bias */
+    /* backward */
+    int max_window;      /* largest w * De */
+    float *dwindow;      /* per thread (max_window): one filter's weight gradient */
+    float *dtable;       /* per thread (262, De): partial gradients of the table */
 } CharCnnWork;
 
 void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o);
@@ -35,6 +39,15 @@ void charcnn_work_free(CharCnnWork *w);
  * prediction ids). argmax (N, F), when not NULL, receives the winning window position. */
 void charcnn_forward(float *out, int32_t *argmax, const int32_t *ids, int N, const float *table, int pad_id,
                      const BilmModel *m, CharCnnWork *w);
+
+/* Backward of charcnn_forward (training): given dout (N, F), the gradient of the
+ * outputs `out`, ADDS the gradients of the filters into grad->conv[k].W, .b and of the
+ * table rows into dtable (rows, De). The max-pool routes each gradient to the window that
+ * won (argmax, the first maximum, as TF's MaxPoolGrad); relu passes it where out > 0,
+ * tanh scales it by 1 - out^2. dpre (N, F) is scratch. */
+void charcnn_backward(BilmModel *grad, float *dtable, float *dpre, const float *dout, const float *out,
+                      const int32_t *argmax, const int32_t *ids, int N, const float *table, const BilmModel *m,
+                      CharCnnWork *w);
 
 /* Direct loops, for tests: the same result without GEMM or the padding shortcut. */
 void charcnn_forward_reference(float *out, int32_t *argmax, const int32_t *ids, int N, const float *table,

@@ -11,4 +11,10 @@
 void highway_forward(float *y, float *carry, float *transform, const float *x, const HighwayParams *p, int N,
                      int F);
 
+/* Backward (training): given dy (N, F), ADDS the gradients of the four tensors into
+ * grad and sets dx (N, F) (which may be the same buffer as dy). carry and transform are
+ * g and t from the forward pass and become scratch (overwritten). */
+void highway_backward(float *dx, HighwayParams *grad, const float *dy, const float *x, float *carry,
+                      float *transform, const HighwayParams *p, int N, int F);
+
 #endif

@@ -18,3 +18,19 @@ void linear_forward(float *y, const float *x, const float *W, const float *b, in
         for (int j = 0; j < out; j++) y[(size_t)i * out + j] = b[j];
     gemm_nn(N, out, in, x, in, W, out, 1.0f, y, out);
 }
+
+void add_column_sums(float *db, const float *dy, int N, int n, int ld) {
+#pragma omp parallel for if ((long)N * n > 65536) schedule(static)
+    for (int j = 0; j < n; j++) {
+        double s = 0;
+        for (int i = 0; i < N; i++) s += dy[(size_t)i * ld + j];
+        db[j] += (float)s;
+    }
+}
+
+void linear_backward(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int N, int in,
+                     int out) {
+    gemm_tn(in, out, N, x, in, dy, out, 1.0f, dW, out);
+    add_column_sums(db, dy, N, out, out);
+    if (dx) gemm_nt(N, in, out, dy, out, W, out, 0.0f, dx, in);
+}

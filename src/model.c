@@ -33,6 +33,59 @@ static void lstm_param_prefix(char *buf, size_t size, int direction, int layer) 
     snprintf(buf, size, "RNN_%d/RNN/MultiRNNCell/Cell%d/LSTMCell/", direction, layer);
 }
 
+/* The tensor `name` inside buffer, or NULL when it lies beyond `available` floats. */
+static float *tensor_at(const BilmModel *m, float *buffer, size_t available, const char *name) {
+    const ParamEntry *e = model_find(m, name);
+    CHECK(e, "no parameter %s", name);
+    return e->offset + e->size <= available ? buffer + e->offset : NULL;
+}
+
+/* Points every view of m at its tensor inside buffer (NULL beyond `available` floats). */
+static void bind_views(BilmModel *m, float *buffer, size_t available) {
+    const ElmoOptions *o = m->opt;
+    char name[80], prefix[64];
+    m->char_embed = tensor_at(m, buffer, available, "char_embed");
+    for (int k = 0; k < o->n_filter_kinds; k++) {
+        snprintf(name, sizeof name, "CNN/W_cnn_%d", k);
+        m->conv[k].W = tensor_at(m, buffer, available, name);
+        snprintf(name, sizeof name, "CNN/b_cnn_%d", k);
+        m->conv[k].b = tensor_at(m, buffer, available, name);
+        m->conv[k].width = o->filter_width[k];
+        m->conv[k].count = o->filter_count[k];
+    }
+    for (int i = 0; i < o->n_highway; i++) {
+        HighwayParams *h = &m->highway[i];
+        snprintf(name, sizeof name, "CNN_high_%d/W_carry", i);
+        h->W_carry = tensor_at(m, buffer, available, name);
+        snprintf(name, sizeof name, "CNN_high_%d/b_carry", i);
+        h->b_carry = tensor_at(m, buffer, available, name);
+        snprintf(name, sizeof name, "CNN_high_%d/W_transform", i);
+        h->W_transform = tensor_at(m, buffer, available, name);
+        snprintf(name, sizeof name, "CNN_high_%d/b_transform", i);
+        h->b_transform = tensor_at(m, buffer, available, name);
+    }
+    if (options_use_char_proj(o)) {
+        m->W_proj = tensor_at(m, buffer, available, "CNN_proj/W_proj");
+        m->b_proj = tensor_at(m, buffer, available, "CNN_proj/b_proj");
+    }
+    for (int d = 0; d < 2; d++)
+        for (int l = 0; l < o->n_layers; l++) {
+            LstmParams *p = &m->lstm[d][l];
+            lstm_param_prefix(prefix, sizeof prefix, d, l);
+            snprintf(name, sizeof name, "%sW_0", prefix);
+            p->W = tensor_at(m, buffer, available, name);
+            snprintf(name, sizeof name, "%sB", prefix);
+            p->B = tensor_at(m, buffer, available, name);
+            snprintf(name, sizeof name, "%sW_P_0", prefix);
+            p->W_P = options_use_lstm_proj(o) ? tensor_at(m, buffer, available, name) : NULL;
+            p->in_dim = o->proj_dim;
+        }
+    if (m->softmax_vocab > 0) {
+        m->softmax_W = tensor_at(m, buffer, available, "softmax/W");
+        m->softmax_b = tensor_at(m, buffer, available, "softmax/b");
+    }
+}
+
 void model_init_layout(BilmModel *m, const ElmoOptions *o, long softmax_vocab) {
     memset(m, 0, sizeof *m);
     m->opt = o;
@@ -79,54 +132,24 @@ void model_init_layout(BilmModel *m, const ElmoOptions *o, long softmax_vocab) {
     }
     m->data = xmalloc_aligned(m->n_floats * sizeof(float));
     memset(m->data, 0, m->n_floats * sizeof(float));
-
-    /* views */
-    m->char_embed = model_param(m, "char_embed");
-    for (int k = 0; k < o->n_filter_kinds; k++) {
-        snprintf(name, sizeof name, "CNN/W_cnn_%d", k);
-        m->conv[k].W = model_param(m, name);
-        snprintf(name, sizeof name, "CNN/b_cnn_%d", k);
-        m->conv[k].b = model_param(m, name);
-        m->conv[k].width = o->filter_width[k];
-        m->conv[k].count = o->filter_count[k];
-    }
-    for (int i = 0; i < o->n_highway; i++) {
-        HighwayParams *h = &m->highway[i];
-        snprintf(name, sizeof name, "CNN_high_%d/W_carry", i);
-        h->W_carry = model_param(m, name);
-        snprintf(name, sizeof name, "CNN_high_%d/b_carry", i);
-        h->b_carry = model_param(m, name);
-        snprintf(name, sizeof name, "CNN_high_%d/W_transform", i);
-        h->W_transform = model_param(m, name);
-        snprintf(name, sizeof name, "CNN_high_%d/b_transform", i);
-        h->b_transform = model_param(m, name);
-    }
-    if (options_use_char_proj(o)) {
-        m->W_proj = model_param(m, "CNN_proj/W_proj");
-        m->b_proj = model_param(m, "CNN_proj/b_proj");
-    }
-    for (int d = 0; d < 2; d++)
-        for (int l = 0; l < o->n_layers; l++) {
-            LstmParams *p = &m->lstm[d][l];
-            lstm_param_prefix(prefix, sizeof prefix, d, l);
-            snprintf(name, sizeof name, "%sW_0", prefix);
-            p->W = model_param(m, name);
-            snprintf(name, sizeof name, "%sB", prefix);
-            p->B = model_param(m, name);
-            snprintf(name, sizeof name, "%sW_P_0", prefix);
-            p->W_P = options_use_lstm_proj(o) ? model_param(m, name) : NULL;
-            p->in_dim = P;
-        }
-    if (softmax_vocab > 0) {
-        m->softmax_W = model_param(m, "softmax/W");
-        m->softmax_b = model_param(m, "softmax/b");
-    }
+    bind_views(m, m->data, m->n_floats);
 }
 
 const ParamEntry *model_find(const BilmModel *m, const char *name) {
     for (int i = 0; i < m->n_entries; i++)
         if (strcmp(m->entries[i].name, name) == 0) return &m->entries[i];
     return NULL;
+}
+
+void model_view(BilmModel *view, const BilmModel *m, float *buffer, size_t n_floats) {
+    *view = *m;
+    view->data = buffer;
+    bind_views(view, buffer, n_floats);
+}
+
+size_t model_dense_floats(const BilmModel *m) {
+    const ParamEntry *e = model_find(m, "softmax/W");
+    return e ? e->offset : m->n_floats;
 }
 
 float *model_param(BilmModel *m, const char *name) {

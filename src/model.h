@@ -22,9 +22,11 @@ typedef struct {
     size_t offset, size;  /* in floats, within the parameter buffer */
 } ParamEntry;
 
-typedef struct { const float *W, *b; int width, count; } ConvParams;   /* W (w, De, n), b (n) */
-typedef struct { const float *W_carry, *b_carry, *W_transform, *b_transform; } HighwayParams; /* (F,F), (F) */
-typedef struct { const float *W, *B, *W_P; int in_dim; } LstmParams;  /* W (in+Hs, 4H), B (4H), W_P (H,P) */
+/* Views of one layer's tensors inside a buffer laid out by the table: the parameters,
+ * or (same layout) their gradients. */
+typedef struct { float *W, *b; int width, count; } ConvParams;   /* W (w, De, n), b (n) */
+typedef struct { float *W_carry, *b_carry, *W_transform, *b_transform; } HighwayParams; /* (F,F), (F) */
+typedef struct { float *W, *B, *W_P; int in_dim; } LstmParams;  /* W (in+Hs, 4H), B (4H), W_P (H,P) */
 
 typedef struct {
     const ElmoOptions *opt;          /* not owned; must outlive the model */
@@ -34,17 +36,23 @@ typedef struct {
     float *data;                     /* all parameters, in table order */
     long softmax_vocab;              /* rows of softmax/W, 0 when the model has no softmax */
     /* views into data */
-    const float *char_embed;         /* (261, De) training table */
+    float *char_embed;               /* (261, De) training table */
     ConvParams conv[ELMO_MAX_FILTERS];
     HighwayParams highway[64];
-    const float *W_proj, *b_proj;    /* (F, P), (P); NULL when F == P */
+    float *W_proj, *b_proj;          /* (F, P), (P); NULL when F == P */
     LstmParams lstm[2][ELMO_MAX_LAYERS];
-    const float *softmax_W, *softmax_b;
+    float *softmax_W, *softmax_b;    /* (V, P), (V); NULL without softmax */
 } BilmModel;
 
 /* Lays out the parameters for the options (softmax_vocab rows of softmax, 0 = none),
  * zero-filled. */
 void model_init_layout(BilmModel *m, const ElmoOptions *opt, long softmax_vocab);
+/* A copy of m's table whose views point into `buffer` (same layout) instead, e.g. the
+ * gradients. Tensors at or beyond `n_floats` floats (the softmax, kept sparse) get NULL
+ * views. The copy does not own the buffer: do not model_free it. */
+void model_view(BilmModel *view, const BilmModel *m, float *buffer, size_t n_floats);
+/* Offset (in floats) where the softmax tensors start; n_floats without softmax. */
+size_t model_dense_floats(const BilmModel *m);
 /* Fills every parameter with the SPEC section 5 initialisation from seed. */
 void model_init_random(BilmModel *m, uint64_t seed);
 /* Loads the released layout from an HDF5 weight file with shape checks; softmax is

@@ -119,3 +119,39 @@ float *read_dataset(const char *path, const char *name, int *rank, size_t *dims)
     H5Fclose(file);
     return data;
 }
+
+double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h, double tol,
+                int max_checks) {
+    Rng r;
+    rng_seed(&r, 1234 + n);
+    double diff2 = 0, fd2 = 0, an2 = 0, worst = -1;
+    size_t worst_i = 0;
+    double worst_fd = 0, worst_an = 0;
+    const size_t checks = n < (size_t)max_checks ? n : (size_t)max_checks;
+    for (size_t k = 0; k < checks; k++) {
+        const size_t i = n <= (size_t)max_checks ? k : (size_t)(rng_next(&r) % n);
+        const float saved = p[i];
+        p[i] = saved + h;
+        const double up = loss(ctx);
+        p[i] = saved - h;
+        const double down = loss(ctx);
+        p[i] = saved;
+        const double step = (double)(float)(saved + h) - (double)(float)(saved - h); /* the step taken */
+        const double fd = (up - down) / step;
+        const double an = grad[i];
+        diff2 += (fd - an) * (fd - an);
+        fd2 += fd * fd;
+        an2 += an * an;
+        if (fabs(fd - an) > worst) {
+            worst = fabs(fd - an);
+            worst_i = i;
+            worst_fd = fd;
+            worst_an = an;
+        }
+    }
+    const double metric = sqrt(diff2) / (sqrt(fd2) + sqrt(an2) + 1e-30);
+    if (!(metric < tol))
+        print_error("%s: asymmetry %.3g (limit %.3g) over %zu entries; worst [%zu]: numeric %.6g, analytic %.6g\n",
+                    name, metric, tol, checks, worst_i, worst_fd, worst_an);
+    return metric;
+}

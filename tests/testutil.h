@@ -29,6 +29,16 @@ double max_abs_diff(const float *a, const float *b, size_t n);
 /* Fills x with uniform values in [-scale, scale) from a fixed-seed generator. */
 void fill_uniform(float *x, size_t n, float scale, uint64_t seed);
 
+/* Finite-difference check of an analytic gradient.
+ * loss(ctx) evaluates the scalar loss at the current values of p (n floats); grad holds
+ * d loss / d p. Up to max_checks entries (a seeded subset when n is larger) are perturbed
+ * by +-h and the central difference compared with grad. The vectors are compared with
+ * the asymmetry metric |fd - an| / (|fd| + |an|) over the checked entries (ggml's), which
+ * must stay below tol; the worst entry is printed on failure. Returns the metric. */
+typedef double (*LossFn)(void *ctx);
+double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h, double tol,
+                int max_checks);
+
 /* Reads a whole float dataset of an HDF5 file (allocated); dims/rank out. NULL on error. */
 float *read_dataset(const char *path, const char *name, int *rank, size_t *dims);
 

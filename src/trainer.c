@@ -1,0 +1,276 @@
+/* trainer.c - see trainer.h. */
+#include "trainer.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adagrad.h"
+#include "chars.h"
+#include "common.h"
+#include "dropout.h"
+#include "highway.h"
+#include "linalg.h"
+
+static float *floats(size_t n) { return xcalloc(n ? n : 1, sizeof(float)); }
+
+void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed) {
+    const ElmoOptions *o = model->opt;
+    memset(t, 0, sizeof *t);
+    CHECK(model->softmax_vocab > 0, "the trainer needs a model with a softmax");
+    t->opt = o;
+    t->model = model;
+    t->mode = mode;
+    t->B = B;
+    t->T = T;
+    t->V = (int)model->softmax_vocab;
+    t->n_dirs = o->bidirectional ? 2 : 1;
+    t->L = o->n_layers;
+    t->dims = lstm_dims(o);
+    t->keep = 1.0f - o->dropout;
+    t->use_dropout = mode == TRAINER_TRAIN && o->dropout > 0.0f;
+    t->use_sampled = mode == TRAINER_TRAIN && o->sample_softmax;
+    rng_seed(&t->rng, seed);
+
+    const int C = o->max_chars, F = o->total_filters, P = o->proj_dim, H = t->dims.H, Hs = t->dims.Hs;
+    const size_t BT = (size_t)B * T, N = (size_t)t->n_dirs * BT;
+    if (mode == TRAINER_TRAIN) {
+        t->n_dense = model_dense_floats(model);
+        t->grad = xmalloc_aligned(t->n_dense * sizeof(float));
+        memset(t->grad, 0, t->n_dense * sizeof(float));
+        model_view(&t->grad_view, model, t->grad, t->n_dense);
+        sparse_grad_init(&t->grad_softmax_W, t->V, P, (int)(2 * BT + 2 * o->n_negative_samples));
+        sparse_grad_init(&t->grad_softmax_b, t->V, 1, (int)(2 * BT + 2 * o->n_negative_samples));
+        t->accum = xmalloc_aligned(model->n_floats * sizeof(float));
+        for (size_t i = 0; i < model->n_floats; i++) t->accum[i] = 1.0f;
+        if (t->use_sampled) {
+            CHECK(o->n_negative_samples <= t->V, "more samples than vocabulary");
+            for (int d = 0; d < t->n_dirs; d++) sample_set_init(&t->samples[d], o->n_negative_samples, t->V);
+        }
+    }
+    for (int d = 0; d < t->n_dirs; d++) {
+        for (int l = 0; l < t->L; l++) {
+            t->c_state[d][l] = floats((size_t)B * H);
+            t->h_state[d][l] = floats((size_t)B * Hs);
+            t->c_final[d][l] = floats((size_t)B * H);
+            t->h_final[d][l] = floats((size_t)B * Hs);
+            t->layer_in[d][l] = floats(BT * P);
+            t->layer_out[d][l] = floats(BT * P);
+            lstm_cache_init(&t->cache[d][l], B, T, &t->dims);
+            if (t->use_dropout) t->in_mask[d][l] = floats(BT * P);
+        }
+        t->top[d] = floats(BT * P);
+        if (t->use_dropout) t->out_mask[d] = floats(BT * P);
+        if (mode == TRAINER_TRAIN) {
+            lstm_back_work_init(&t->back[d], B, T, &t->dims);
+            t->dtop[d] = floats(BT * P);
+            t->dlayer[d] = floats(BT * P);
+        }
+    }
+    t->ids = xmalloc(N * C * sizeof(int32_t));
+    t->targets = xmalloc(N * sizeof(int32_t));
+    t->argmax = xmalloc(N * F * sizeof(int32_t));
+    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = floats(N * F);
+    for (int i = 0; i < o->n_highway; i++) {
+        t->hw_carry[i] = floats(N * F);
+        t->hw_transform[i] = floats(N * F);
+    }
+    t->emb = floats(N * P);
+    if (mode == TRAINER_TRAIN) {
+        t->demb = floats(N * P);
+        t->dfeat = floats(N * F);
+        t->dpre = floats(N * F);
+    }
+    charcnn_work_init(&t->cnn, o);
+}
+
+void trainer_free(Trainer *t) {
+    const ElmoOptions *o = t->opt;
+    free(t->grad);
+    if (t->mode == TRAINER_TRAIN) {
+        sparse_grad_free(&t->grad_softmax_W);
+        sparse_grad_free(&t->grad_softmax_b);
+    }
+    free(t->accum);
+    for (int d = 0; d < t->n_dirs; d++) {
+        if (t->use_sampled) sample_set_free(&t->samples[d]);
+        for (int l = 0; l < t->L; l++) {
+            free(t->c_state[d][l]);
+            free(t->h_state[d][l]);
+            free(t->c_final[d][l]);
+            free(t->h_final[d][l]);
+            free(t->layer_in[d][l]);
+            free(t->layer_out[d][l]);
+            free(t->in_mask[d][l]);
+            lstm_cache_free(&t->cache[d][l]);
+        }
+        free(t->top[d]);
+        free(t->out_mask[d]);
+        if (t->mode == TRAINER_TRAIN) lstm_back_work_free(&t->back[d]);
+        free(t->dtop[d]);
+        free(t->dlayer[d]);
+    }
+    free(t->ids);
+    free(t->targets);
+    free(t->argmax);
+    for (int i = 0; i <= o->n_highway; i++) free(t->feat[i]);
+    for (int i = 0; i < o->n_highway; i++) {
+        free(t->hw_carry[i]);
+        free(t->hw_transform[i]);
+    }
+    free(t->emb);
+    free(t->demb);
+    free(t->dfeat);
+    free(t->dpre);
+    charcnn_work_free(&t->cnn);
+    softmax_work_free(&t->softmax_work);
+    memset(t, 0, sizeof *t);
+}
+
+void trainer_draw(Trainer *t) {
+    const size_t BTP = (size_t)t->B * t->T * t->opt->proj_dim;
+    for (int d = 0; d < t->n_dirs; d++) {
+        if (t->use_sampled) sampler_draw(&t->samples[d], &t->rng);
+        if (t->use_dropout) {
+            for (int l = 0; l < t->L; l++) dropout_mask(t->in_mask[d][l], BTP, t->keep, &t->rng);
+            dropout_mask(t->out_mask[d], BTP, t->keep, &t->rng);
+        }
+    }
+}
+
+/* Char-CNN, highway layers and projection of all N tokens (both directions at once). */
+static void token_embeddings_forward(Trainer *t, int N) {
+    const BilmModel *m = t->model;
+    const ElmoOptions *o = t->opt;
+    const int F = o->total_filters;
+    charcnn_forward(t->feat[0], t->argmax, t->ids, N, m->char_embed, CHAR_PAD, m, &t->cnn);
+    for (int i = 0; i < o->n_highway; i++)
+        highway_forward(t->feat[i + 1], t->hw_carry[i], t->hw_transform[i], t->feat[i], &m->highway[i], N, F);
+    if (m->W_proj) linear_forward(t->emb, t->feat[o->n_highway], m->W_proj, m->b_proj, N, F, o->proj_dim);
+    else memcpy(t->emb, t->feat[o->n_highway], (size_t)N * F * sizeof(float));
+}
+
+static void token_embeddings_backward(Trainer *t, int N) {
+    const BilmModel *m = t->model;
+    const ElmoOptions *o = t->opt;
+    const int F = o->total_filters;
+    BilmModel *g = &t->grad_view;
+    if (m->W_proj)
+        linear_backward(t->dfeat, g->W_proj, g->b_proj, t->demb, t->feat[o->n_highway], m->W_proj, N, F, o->proj_dim);
+    else memcpy(t->dfeat, t->demb, (size_t)N * F * sizeof(float));
+    for (int i = o->n_highway - 1; i >= 0; i--)
+        highway_backward(t->dfeat, &g->highway[i], t->dfeat, t->feat[i], t->hw_carry[i], t->hw_transform[i],
+                         &m->highway[i], N, F);
+    charcnn_backward(g, g->char_embed, t->dpre, t->dfeat, t->feat[0], t->argmax, t->ids, N, m->char_embed, m, &t->cnn);
+}
+
+/* The LSTM stack of direction d over its token embeddings; the top output after dropout
+ * goes to t->top[d]. */
+static void lstm_stack_forward(Trainer *t, int d) {
+    const ElmoOptions *o = t->opt;
+    const size_t BTP = (size_t)t->B * t->T * o->proj_dim;
+    const float *x = t->emb + (size_t)d * BTP;
+    for (int l = 0; l < t->L; l++) {
+        if (t->use_dropout) dropout_apply(t->layer_in[d][l], x, t->in_mask[d][l], BTP, t->keep);
+        else memcpy(t->layer_in[d][l], x, BTP * sizeof(float));
+        lstm_train_forward(t->layer_out[d][l], t->c_final[d][l], t->h_final[d][l], &t->cache[d][l], t->layer_in[d][l],
+                           t->c_state[d][l], t->h_state[d][l], t->B, t->T, o->use_skip_connections && l > 0,
+                           &t->model->lstm[d][l], &t->dims);
+        x = t->layer_out[d][l];
+    }
+    if (t->use_dropout) dropout_apply(t->top[d], x, t->out_mask[d], BTP, t->keep);
+    else memcpy(t->top[d], x, BTP * sizeof(float));
+}
+
+static void lstm_stack_backward(Trainer *t, int d) {
+    const ElmoOptions *o = t->opt;
+    const size_t BTP = (size_t)t->B * t->T * o->proj_dim;
+    float *dout = t->dtop[d], *dx = t->dlayer[d];
+    if (t->use_dropout) dropout_backward(dout, dout, t->out_mask[d], BTP, t->keep);
+    for (int l = t->L - 1; l >= 0; l--) {
+        lstm_backward(dx, &t->grad_view.lstm[d][l], dout, t->layer_in[d][l], &t->cache[d][l], t->B, t->T,
+                      o->use_skip_connections && l > 0, &t->model->lstm[d][l], &t->dims, &t->back[d]);
+        float *below = l == 0 ? t->demb + (size_t)d * BTP : dout; /* dout is free again */
+        if (t->use_dropout) dropout_backward(below, dx, t->in_mask[d][l], BTP, t->keep);
+        else memcpy(below, dx, BTP * sizeof(float));
+    }
+}
+
+double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int with_grad) {
+    const ElmoOptions *o = t->opt;
+    const int B = t->B, T = t->T, C = o->max_chars, P = o->proj_dim;
+    const size_t BT = (size_t)B * T;
+    const int N = (int)(t->n_dirs * BT);
+    CHECK(!with_grad || t->mode == TRAINER_TRAIN, "gradients need a training trainer");
+    for (int d = 0; d < t->n_dirs; d++) {
+        CHECK(batches[d]->B == B && batches[d]->T == T && batches[d]->C == C, "batch shape");
+        memcpy(t->ids + d * BT * C, batches[d]->chars, BT * C * sizeof(int32_t));
+        memcpy(t->targets + d * BT, batches[d]->targets, BT * sizeof(int32_t));
+    }
+    token_embeddings_forward(t, N);
+    /* the directions' LSTMs are independent: one thread each (small per-step GEMMs) */
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
+    for (int d = 0; d < t->n_dirs; d++) lstm_stack_forward(t, d);
+
+    if (with_grad) {
+        memset(t->grad, 0, t->n_dense * sizeof(float));
+        sparse_grad_clear(&t->grad_softmax_W);
+        sparse_grad_clear(&t->grad_softmax_b);
+    }
+    const float scale = (float)T / (float)t->n_dirs; /* d(total * T) */
+    double total = 0;
+    for (int d = 0; d < t->n_dirs; d++) {
+        float *dx = with_grad ? t->dtop[d] : NULL;
+        const int32_t *targets = t->targets + d * BT;
+        if (t->use_sampled)
+            t->loss[d] = softmax_sampled(dx, &t->grad_softmax_W, &t->grad_softmax_b, t->top[d], targets, (int)BT,
+                                         t->model->softmax_W, t->model->softmax_b, P, &t->samples[d], scale,
+                                         &t->softmax_work);
+        else
+            t->loss[d] = softmax_full(dx, &t->grad_softmax_W, &t->grad_softmax_b, t->top[d], targets, (int)BT,
+                                      t->model->softmax_W, t->model->softmax_b, P, t->V, scale, &t->softmax_work);
+        total += t->loss[d] / t->n_dirs;
+    }
+    if (!with_grad) return total;
+
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
+    for (int d = 0; d < t->n_dirs; d++) lstm_stack_backward(t, d);
+    token_embeddings_backward(t, N);
+    return total;
+}
+
+void trainer_carry_states(Trainer *t) {
+    for (int d = 0; d < t->n_dirs; d++)
+        for (int l = 0; l < t->L; l++) {
+            memcpy(t->c_state[d][l], t->c_final[d][l], (size_t)t->B * t->dims.H * sizeof(float));
+            memcpy(t->h_state[d][l], t->h_final[d][l], (size_t)t->B * t->dims.Hs * sizeof(float));
+        }
+}
+
+double trainer_apply(Trainer *t) {
+    const SparseGrad *sparse[2] = {&t->grad_softmax_W, &t->grad_softmax_b};
+    const double norm = global_norm(t->grad, t->n_dense, sparse, 2);
+    const float scale = clip_scale(norm, t->opt->all_clip_norm_val), lr = t->opt->learning_rate;
+    BilmModel *m = t->model;
+    adagrad_dense(m->data, t->accum, t->grad, t->n_dense, lr, scale);
+    const size_t offset_W = (size_t)(m->softmax_W - m->data), offset_b = (size_t)(m->softmax_b - m->data);
+    adagrad_sparse(m->softmax_W, t->accum + offset_W, &t->grad_softmax_W, lr, scale);
+    adagrad_sparse(m->softmax_b, t->accum + offset_b, &t->grad_softmax_b, lr, scale);
+    t->step++;
+    return norm;
+}
+
+double trainer_step(Trainer *t, const LmBatch *const *batches) {
+    trainer_draw(t);
+    double loss = trainer_forward_backward(t, batches, 1);
+    trainer_apply(t);
+    trainer_carry_states(t);
+    return loss;
+}
+
+double trainer_eval_batch(Trainer *t, const LmBatch *const *batches) {
+    double loss = trainer_forward_backward(t, batches, 0);
+    trainer_carry_states(t);
+    return loss;
+}

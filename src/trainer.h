@@ -1,0 +1,85 @@
+/* trainer.h - one training step of the biLM (SPEC.md sections 3-5), written out by hand:
+ * forward with caches, the loss, backward through every layer, global-norm clipping and
+ * Adagrad. Also the evaluation forward (full softmax, no dropout).
+ *
+ * A step reads one batch per direction (B rows of T steps, from its own reader), runs the
+ * shared char-CNN/highway/projection on both, each direction's LSTM stack from the state
+ * its rows ended the previous batch with, and the loss
+ *   total = mean over directions of (mean over the B*T positions of the cross-entropy);
+ * gradients are those of total * T. LSTM states carry over, gradients do not.
+ */
+#ifndef ELMO_TRAINER_H
+#define ELMO_TRAINER_H
+
+#include <stdint.h>
+
+#include "charcnn.h"
+#include "dataset.h"
+#include "lstm.h"
+#include "model.h"
+#include "rng.h"
+#include "softmax.h"
+#include "sparse.h"
+
+typedef enum { TRAINER_TRAIN, TRAINER_EVAL } TrainerMode;
+
+typedef struct {
+    const ElmoOptions *opt;
+    BilmModel *model;            /* parameters, softmax (V rows) included */
+    TrainerMode mode;
+    int B, T, V, n_dirs, L;
+    LstmDims dims;
+    float keep;                  /* 1 - dropout */
+    int use_dropout, use_sampled;
+    /* gradients: the dense tensors in the parameter layout, the softmax row-sparse */
+    float *grad;
+    size_t n_dense;
+    BilmModel grad_view;
+    SparseGrad grad_softmax_W, grad_softmax_b;
+    float *accum;                /* Adagrad accumulators, full layout (softmax included) */
+    /* randomness of a step: samples, dropout masks */
+    Rng rng;
+    SampleSet samples[2];
+    float *in_mask[2][ELMO_MAX_LAYERS];   /* (B,T,P) */
+    float *out_mask[2];                   /* (B*T,P) */
+    /* carried LSTM states and the final states of the last forward */
+    float *c_state[2][ELMO_MAX_LAYERS], *h_state[2][ELMO_MAX_LAYERS];
+    float *c_final[2][ELMO_MAX_LAYERS], *h_final[2][ELMO_MAX_LAYERS];
+    /* activations (N = n_dirs * B * T tokens) */
+    int32_t *ids;                /* (N, C) */
+    int32_t *targets;            /* (n_dirs, B*T) */
+    int32_t *argmax;             /* (N, F) */
+    float *feat[65];             /* feat[0] char-CNN output, feat[i+1] highway i output (N, F) */
+    float *hw_carry[64], *hw_transform[64]; /* (N, F) */
+    float *emb;                  /* (N, P) */
+    float *layer_in[2][ELMO_MAX_LAYERS], *layer_out[2][ELMO_MAX_LAYERS]; /* (B,T,P) */
+    float *top[2];               /* (B*T,P) top output after dropout */
+    LstmCache cache[2][ELMO_MAX_LAYERS];
+    LstmBackWork back[2];
+    float *dtop[2], *dlayer[2];  /* (B*T,P) */
+    float *demb, *dfeat, *dpre;  /* (N,P), (N,F), (N,F) */
+    CharCnnWork cnn;
+    SoftmaxWork softmax_work;
+    double loss[2];              /* per direction, last forward */
+    long step;                   /* updates done */
+} Trainer;
+
+/* model must have a softmax of V rows. seed drives samples and dropout masks. */
+void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed);
+void trainer_free(Trainer *t);
+/* Draws the step's samples (per direction) and dropout masks. */
+void trainer_draw(Trainer *t);
+/* Forward (and, with with_grad, backward into the zeroed gradients) on one batch per
+ * direction with the randomness last drawn; returns the total loss. The carried states
+ * are read, not changed: the final states go to c_final/h_final. */
+double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int with_grad);
+/* Makes the final states of the last forward the carried states. */
+void trainer_carry_states(Trainer *t);
+/* Clips the gradients by their global norm and applies Adagrad; returns the norm. */
+double trainer_apply(Trainer *t);
+/* draw + forward_backward + apply + carry; returns the total loss. */
+double trainer_step(Trainer *t, const LmBatch *const *batches);
+/* Evaluation: forward (full softmax, no dropout) + carry; returns the total loss. */
+double trainer_eval_batch(Trainer *t, const LmBatch *const *batches);
+
+#endif
