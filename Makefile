@@ -29,7 +29,7 @@ ifeq ($(SANITIZE),1)
 endif
 
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) -fopenmp -Wall -Wextra -Wshadow \
-           -Wno-unused-parameter -MMD -MP -Isrc -I$(BLAS_INCDIR) $(PKG_CFLAGS)
+           -Wno-unused-parameter -MMD -MP -Isrc -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
 LDFLAGS := $(OPT) -fopenmp
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lz -lm
 

@@ -114,16 +114,42 @@ int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, c
     return 0;
 }
 
+int h5io_create_groups(hid_t file, const char *name) {
+    char prefix[256];
+    size_t n = strlen(name);
+    CHECK(n < sizeof prefix, "dataset name too long: %s", name);
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_obj_track_times(gcpl, 0);
+    int rc = 0;
+    for (size_t i = 1; i < n && rc == 0; i++) {
+        if (name[i] != '/') continue;
+        memcpy(prefix, name, i);
+        prefix[i] = '\0';
+        if (H5Lexists(file, prefix, H5P_DEFAULT) > 0) continue;
+        hid_t g = H5Gcreate2(file, prefix, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+        if (g < 0) rc = -1;
+        else H5Gclose(g);
+    }
+    H5Pclose(gcpl);
+    return rc;
+}
+
+hid_t h5io_dataset_plist(void) {
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    return dcpl;
+}
+
 int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
                       const float *data) {
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
+    if (h5io_create_groups(file, name) < 0) return elmo_fail("%s: cannot create the groups of %s", path, name);
+    hid_t dcpl = h5io_dataset_plist();
     hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     herr_t st = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
     if (ds >= 0 && H5Dclose(ds) < 0) st = -1;
     H5Sclose(space);
-    H5Pclose(lcpl);
+    H5Pclose(dcpl);
     if (st < 0) return elmo_fail("%s: cannot write dataset %s (disk full?)", path, name);
     return 0;
 }

@@ -28,6 +28,11 @@ int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, c
 /* Writes a float32 dataset, creating the groups of its path. */
 int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
                       const float *data);
+/* Creates the missing groups on the path of `name` ("a/b/c" -> a, a/b), without
+ * timestamps (files written twice with the same content are byte-identical). */
+int h5io_create_groups(hid_t file, const char *name);
+/* A dataset creation property list without timestamps (caller closes it). */
+hid_t h5io_dataset_plist(void);
 /* Formats "(a, b, c)" into buf. */
 const char *h5io_shape_str(char *buf, size_t size, int rank, const hsize_t *dims);
 

@@ -222,19 +222,41 @@ static int load_char_embed(BilmModel *m, hid_t file, const char *path, const Par
     return rc;
 }
 
-int model_load(BilmModel *m, const char *path) {
+/* Whether the file has `e` with exactly its shape. */
+static int has_same_shape(hid_t file, const char *path, const ParamEntry *e) {
+    int rank;
+    hsize_t dims[H5IO_MAX_RANK];
+    if (!h5io_exists(file, e->name) || h5io_shape(file, path, e->name, &rank, dims) < 0 || rank != e->rank) return 0;
+    for (int k = 0; k < rank; k++)
+        if (dims[k] != (hsize_t)e->shape[k]) return 0;
+    return 1;
+}
+
+/* Loads every tensor of the table; the softmax is required (require_softmax) or taken
+ * only when the file has it with the same shape (*softmax_loaded tells). */
+static int load_tensors(BilmModel *m, const char *path, int require_softmax, int *softmax_loaded) {
     hid_t file;
     if (h5io_open_read(path, &file) < 0) return -1;
     int rc = 0;
+    if (softmax_loaded) *softmax_loaded = 0;
     for (int i = 0; i < m->n_entries && rc == 0; i++) {
         const ParamEntry *e = &m->entries[i];
         hsize_t dims[H5IO_MAX_RANK];
         entry_dims(e, dims);
+        const int is_softmax = strncmp(e->name, "softmax/", 8) == 0;
+        if (is_softmax && !require_softmax && !has_same_shape(file, path, e)) continue;
         if (strcmp(e->name, "char_embed") == 0) rc = load_char_embed(m, file, path, e);
         else rc = h5io_read_floats(file, path, e->name, e->rank, dims, m->data + e->offset);
+        if (rc == 0 && is_softmax && softmax_loaded) *softmax_loaded = 1;
     }
     H5Fclose(file);
     return rc;
+}
+
+int model_load(BilmModel *m, const char *path) { return load_tensors(m, path, 1, NULL); }
+
+int model_load_init(BilmModel *m, const char *path, int *softmax_loaded) {
+    return load_tensors(m, path, 0, softmax_loaded);
 }
 
 int model_save(const BilmModel *m, const char *path, int with_softmax) {

@@ -58,6 +58,9 @@ void model_init_random(BilmModel *m, uint64_t seed);
 /* Loads the released layout from an HDF5 weight file with shape checks; softmax is
  * loaded too when the model has one. Notes on stderr what it assumed (char_embed rows). */
 int model_load(BilmModel *m, const char *path);
+/* The start of fine-tuning: like model_load, but the softmax is taken only when the file
+ * has it with the same shape (*softmax_loaded = 1), otherwise it keeps its values. */
+int model_load_init(BilmModel *m, const char *path, int *softmax_loaded);
 /* Writes every parameter to a new HDF5 file (atomically: temporary name + rename).
  * with_softmax = 0 leaves the softmax out (the released layout). */
 int model_save(const BilmModel *m, const char *path, int with_softmax);

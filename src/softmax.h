@@ -8,6 +8,7 @@
 #ifndef ELMO_SOFTMAX_H
 #define ELMO_SOFTMAX_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rng.h"
@@ -19,6 +20,7 @@ typedef struct {
     long tries;          /* draws it took, duplicates included */
     int32_t *ids;        /* (S) in the order drawn */
     float *expected;     /* (S) expected counts q(ids[i]) */
+    int32_t *table;      /* private to sampler_draw: hash set of the ids drawn so far */
 } SampleSet;
 
 void sample_set_init(SampleSet *s, int S, int V);
@@ -31,12 +33,13 @@ float sampler_probability(int32_t k, int V);
 /* q(k) = -expm1(tries * log1p(-P(k))) in float, or P(k) * S when tries == S (TF). */
 float sampler_expected_count(int32_t k, long tries, int S, int V);
 
-/* Scratch space for up to N rows (grown on demand, never shrunk). */
+/* Scratch space for up to N rows (grown on demand, never shrunk; all zero = empty). */
 typedef struct {
-    int cap_rows, cap_cols;
-    float *logits;       /* (N, S+1) or (N, V) */
+    int cap_rows, cap_cols;  /* W_rows, dlogits_W hold cap_rows x cap_cols floats, b_rows 2 x cap_rows */
+    size_t cap_logits;       /* floats allocated in logits */
+    float *logits;       /* (N, S) + 2N, or (rows of a chunk, V) + rows: see softmax.c */
     float *W_rows;       /* (S, P) gathered rows of W */
-    float *b_rows;       /* (S) */
+    float *b_rows;       /* (S) gathered b, then (S) log q */
     float *dlogits_W;    /* scratch for the W gradient of the gathered rows (S, P) */
 } SoftmaxWork;
 

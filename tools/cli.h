@@ -27,5 +27,8 @@ void cli_free_prediction_model(PredictionModel *pm);
 int cmd_embed(int argc, char **argv);
 int cmd_embed_vocab(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_dump_weights(int argc, char **argv);
 
 #endif

@@ -12,6 +12,9 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"train", cmd_train, "train or fine-tune a biLM on a corpus (bilm-tf train_elmo)"},
+    {"eval", cmd_eval, "perplexity of a trained model on held-out data"},
+    {"dump-weights", cmd_dump_weights, "a checkpoint as a released weight file + options.json"},
     {"embed", cmd_embed, "contextual embeddings of tokenized sentences (bilm-tf dump_bilm_embeddings)"},
     {"embed-vocab", cmd_embed_vocab, "token embeddings of a vocabulary (bilm-tf dump_token_embeddings)"},
     {"bench", cmd_bench, "speed of prediction on random weights and random sentences"},
