@@ -90,13 +90,13 @@ static void test_charcnn_backward(void **state) {
         for (int k = 0; k < o.n_filter_kinds; k++) {
             snprintf(name, sizeof name, "%s W_cnn_%d", use_tanh ? "tanh" : "relu", k);
             assert_true(fd_check(name, m.conv[k].W, g.conv[k].W, (size_t)m.conv[k].width * 3 * m.conv[k].count,
-                                 cnn_loss, &ctx, 1e-3f, TOL, 400) < TOL);
+                                 cnn_loss, &ctx, 1e-3f, TOL, 400, 0.0) < TOL);
             snprintf(name, sizeof name, "b_cnn_%d", k);
             assert_true(fd_check(name, m.conv[k].b, g.conv[k].b, (size_t)m.conv[k].count, cnn_loss, &ctx, 1e-3f, TOL,
-                                 400) < TOL);
+                                 400, 0.0) < TOL);
         }
         assert_true(fd_check("char_embed", m.char_embed, g.char_embed, (size_t)CHAR_TABLE_ROWS * 3, cnn_loss, &ctx,
-                             1e-3f, TOL, 1000) < TOL);
+                             1e-3f, TOL, 1000, 0.0) < TOL);
         free(ctx.out);
         charcnn_work_free(&w);
         free(gbuf);
@@ -134,11 +134,11 @@ static void test_highway_backward(void **state) {
     highway_forward(y, g, t, x, &p, N, F);
     highway_backward(dx, &grad, r, x, g, t, &p, N, F);
     DenseCtx ctx = {.p = &p, .x = x, .y = y, .g = g, .t = t, .r = r, .N = N, .F = F};
-    assert_true(fd_check("highway W_carry", Wc, gWc, 36, highway_loss, &ctx, 1e-2f, TOL, 100) < TOL);
-    assert_true(fd_check("highway b_carry", bc, gbc, 6, highway_loss, &ctx, 1e-2f, TOL, 100) < TOL);
-    assert_true(fd_check("highway W_transform", Wt, gWt, 36, highway_loss, &ctx, 1e-3f, TOL, 100) < TOL);
-    assert_true(fd_check("highway b_transform", bt, gbt, 6, highway_loss, &ctx, 1e-3f, TOL, 100) < TOL);
-    assert_true(fd_check("highway x", x, dx, 54, highway_loss, &ctx, 1e-3f, TOL, 100) < TOL);
+    assert_true(fd_check("highway W_carry", Wc, gWc, 36, highway_loss, &ctx, 1e-2f, TOL, 100, 0.0) < TOL);
+    assert_true(fd_check("highway b_carry", bc, gbc, 6, highway_loss, &ctx, 1e-2f, TOL, 100, 0.0) < TOL);
+    assert_true(fd_check("highway W_transform", Wt, gWt, 36, highway_loss, &ctx, 1e-3f, TOL, 100, 0.0) < TOL);
+    assert_true(fd_check("highway b_transform", bt, gbt, 6, highway_loss, &ctx, 1e-3f, TOL, 100, 0.0) < TOL);
+    assert_true(fd_check("highway x", x, dx, 54, highway_loss, &ctx, 1e-3f, TOL, 100, 0.0) < TOL);
 }
 
 static double linear_loss(void *ctx) {
@@ -156,9 +156,9 @@ static void test_linear_backward(void **state) {
     fill_uniform(r, 21, 1, 4);
     linear_backward(dx, gW, gb, r, x, W, N, in, out);
     DenseCtx ctx = {.x = x, .y = y, .r = r, .W = W, .b = b, .N = N, .F = in, .out = out};
-    assert_true(fd_check("proj W", W, gW, 15, linear_loss, &ctx, 1e-2f, TOL, 100) < TOL);
-    assert_true(fd_check("proj b", b, gb, 3, linear_loss, &ctx, 1e-2f, TOL, 100) < TOL);
-    assert_true(fd_check("proj x", x, dx, 35, linear_loss, &ctx, 1e-2f, TOL, 100) < TOL);
+    assert_true(fd_check("proj W", W, gW, 15, linear_loss, &ctx, 1e-2f, TOL, 100, 0.0) < TOL);
+    assert_true(fd_check("proj b", b, gb, 3, linear_loss, &ctx, 1e-2f, TOL, 100, 0.0) < TOL);
+    assert_true(fd_check("proj x", x, dx, 35, linear_loss, &ctx, 1e-2f, TOL, 100, 0.0) < TOL);
 }
 
 /* ---------------------------------------------------------------- LSTM */
@@ -213,15 +213,15 @@ static void check_lstm(const char *label, int H, int P, const char *extra, int s
     LstmCtx ctx = {(LstmParams *)lp, &d, &cache, x, c0, h0, out, cf, hf, r, B, T, skip};
     char name[128];
     snprintf(name, sizeof name, "%s W_0", label);
-    assert_true(fd_check(name, lp->W, g.lstm[0][1].W, (size_t)(P + d.Hs) * 4 * H, lstm_loss, &ctx, 1e-3f, TOL, 300) < TOL);
+    assert_true(fd_check(name, lp->W, g.lstm[0][1].W, (size_t)(P + d.Hs) * 4 * H, lstm_loss, &ctx, 1e-3f, TOL, 300, 0.0) < TOL);
     snprintf(name, sizeof name, "%s B", label);
-    assert_true(fd_check(name, lp->B, g.lstm[0][1].B, 4 * (size_t)H, lstm_loss, &ctx, 1e-3f, TOL, 300) < TOL);
+    assert_true(fd_check(name, lp->B, g.lstm[0][1].B, 4 * (size_t)H, lstm_loss, &ctx, 1e-3f, TOL, 300, 0.0) < TOL);
     if (d.has_proj) {
         snprintf(name, sizeof name, "%s W_P_0", label);
-        assert_true(fd_check(name, lp->W_P, g.lstm[0][1].W_P, (size_t)H * P, lstm_loss, &ctx, 1e-3f, TOL, 300) < TOL);
+        assert_true(fd_check(name, lp->W_P, g.lstm[0][1].W_P, (size_t)H * P, lstm_loss, &ctx, 1e-3f, TOL, 300, 0.0) < TOL);
     }
     snprintf(name, sizeof name, "%s x", label);
-    assert_true(fd_check(name, x, dx, BT * P, lstm_loss, &ctx, 1e-3f, TOL, 300) < TOL);
+    assert_true(fd_check(name, x, dx, BT * P, lstm_loss, &ctx, 1e-3f, TOL, 300, 0.0) < TOL);
     lstm_cache_free(&cache);
     lstm_back_work_free(&work);
     free(x); free(out); free(r); free(dx); free(c0); free(h0); free(cf); free(hf); free(gbuf);

@@ -34,10 +34,20 @@ void fill_uniform(float *x, size_t n, float scale, uint64_t seed);
  * d loss / d p. Up to max_checks entries (a seeded subset when n is larger) are perturbed
  * by +-h and the central difference compared with grad. The vectors are compared with
  * the asymmetry metric |fd - an| / (|fd| + |an|) over the checked entries (ggml's), which
- * must stay below tol; the worst entry is printed on failure. Returns the metric. */
+ * must stay below tol; differences up to `noise` (the float rounding of the loss divided
+ * by 2h) and the error a kink inside [-h, h] causes (measured by the second difference)
+ * are forgiven entry by entry. The worst entry is printed on failure. Returns the metric. */
 typedef double (*LossFn)(void *ctx);
 double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h, double tol,
-                int max_checks);
+                int max_checks, double noise);
+
+/* Directional finite differences for a whole tensor: for n_dirs random sign vectors r,
+ * (loss(p + h r) - loss(p - h r)) / 2h against grad . r, with the asymmetry metric per
+ * direction (worst returned). A kink (relu, clipping, max-pool) crossed by one entry
+ * weighs little next to the derivative along all entries, which is what makes this the
+ * check for whole models full of kinks. */
+double fd_check_directions(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h,
+                           double tol, int n_dirs);
 
 /* Reads a whole float dataset of an HDF5 file (allocated); dims/rank out. NULL on error. */
 float *read_dataset(const char *path, const char *name, int *rank, size_t *dims);
