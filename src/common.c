@@ -30,7 +30,11 @@ void elmo_die(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    exit(ELMO_EXIT_FAILURE);
+    /* quick_exit: after a failed write the HDF5 library's own exit handler can crash on
+     * the file it could not close; our handlers (temporary-file removal) run through
+     * at_quick_exit. */
+    fflush(NULL);
+    quick_exit(ELMO_EXIT_FAILURE);
 }
 
 void elmo_die_last(void) { elmo_die("%s", last_error[0] ? last_error : "unknown error"); }

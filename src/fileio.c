@@ -64,6 +64,7 @@ static void register_pending(char *tmp) {
     if (!installed) {
         installed = 1;
         atexit(remove_pending);
+        at_quick_exit(remove_pending);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         signal(SIGHUP, on_signal);
