@@ -175,6 +175,13 @@ int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpos
     return 0;
 }
 
+int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name, ElmoPurpose purpose) {
+    cJSON *number = cJSON_CreateNumber((double)value);
+    if (cJSON_HasObjectItem(o->json, key)) cJSON_ReplaceItemInObjectCaseSensitive(o->json, key, number);
+    else cJSON_AddItemToObject(o->json, key, number);
+    return validate(o, name, purpose);
+}
+
 int options_load(ElmoOptions *o, const char *path, ElmoPurpose purpose) {
     char *text = NULL;
     if (file_read_all(path, 1 << 24, &text, NULL) < 0) return -1;

@@ -64,6 +64,8 @@ static inline int options_state_dim(const ElmoOptions *o) {
 int options_load(ElmoOptions *o, const char *path, ElmoPurpose purpose);
 /* Parses and validates a JSON text; `name` is used in messages. */
 int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpose purpose);
+/* Sets a top-level integer key (e.g. "n_epochs") in the document and validates again. */
+int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name, ElmoPurpose purpose);
 /* Writes the document back (unknown keys unchanged) with the given n_characters
  * (0: as read), atomically (temporary file + rename). */
 int options_save(const ElmoOptions *o, const char *path, int n_characters);

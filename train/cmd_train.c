@@ -17,6 +17,7 @@ static const char train_help[] =
     "usage: elmo train --options FILE --train-prefix GLOB --vocab FILE --save-dir DIR\n"
     "                  [--init-from FILE] [--seed N] [--no-shuffle] [--threads N]\n"
     "                  [--checkpoint-every N] [--log-every SECONDS] [--max-batches N]\n"
+    "                  [--n-epochs N] [--n-train-tokens N]\n"
     "       elmo train --restart DIR [--threads N] [--max-batches N] ...\n\n"
     "Trains the biLM of the options file (bilm-tf training options, e.g. configs/small.json)\n"
     "on the shards matching GLOB (one tokenized sentence a line, plain or .gz), for\n"
@@ -36,19 +37,24 @@ static const char train_help[] =
     "  --threads N             threads (default: all cores)\n"
     "  --checkpoint-every N    batches between checkpoints (default 1250)\n"
     "  --log-every SECONDS     seconds between progress lines (default 10)\n"
-    "  --max-batches N         stop after N batches in this run (with a checkpoint)\n";
+    "  --max-batches N         stop after N batches in this run (with a checkpoint)\n"
+    "  --n-epochs N            override the options' n_epochs\n"
+    "  --n-train-tokens N      override the options' n_train_tokens (what `elmo vocab` counts)\n"
+    "n_tokens_vocab is always the vocabulary's size (as bilm-tf's train_elmo.py sets it);\n"
+    "the options saved in DIR carry the values used.\n";
 
 typedef struct {
     const char *options, *save_dir, *init_from, *restart;
     TrainingArgs args;
     int threads, checkpoint_every, max_batches;
+    long n_epochs, n_train_tokens; /* overrides, 0 = as in the options */
     double log_every;
     int have_prefix, have_vocab, have_seed, have_shuffle;
 } TrainCommand;
 
 static void parse_args(TrainCommand *c, int argc, char **argv) {
     enum { O_OPTIONS = 256, O_PREFIX, O_VOCAB, O_SAVE, O_INIT, O_RESTART, O_SEED, O_NO_SHUFFLE, O_THREADS, O_CKPT,
-           O_LOG, O_MAX };
+           O_LOG, O_MAX, O_EPOCHS, O_TOKENS };
     static const struct option longopts[] = {
         {"options", required_argument, 0, O_OPTIONS},    {"train-prefix", required_argument, 0, O_PREFIX},
         {"train_prefix", required_argument, 0, O_PREFIX}, {"vocab", required_argument, 0, O_VOCAB},
@@ -58,6 +64,7 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED},           {"no-shuffle", no_argument, 0, O_NO_SHUFFLE},
         {"threads", required_argument, 0, O_THREADS},     {"checkpoint-every", required_argument, 0, O_CKPT},
         {"log-every", required_argument, 0, O_LOG},       {"max-batches", required_argument, 0, O_MAX},
+        {"n-epochs", required_argument, 0, O_EPOCHS},     {"n-train-tokens", required_argument, 0, O_TOKENS},
         {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
     c->args.seed = 1;
@@ -85,6 +92,8 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         case O_CKPT: c->checkpoint_every = (int)cli_int("--checkpoint-every", optarg, 1, 1 << 30); break;
         case O_LOG: c->log_every = (double)cli_int("--log-every", optarg, 0, 1 << 20); break;
         case O_MAX: c->max_batches = (int)cli_int("--max-batches", optarg, 1, 1 << 30); break;
+        case O_EPOCHS: c->n_epochs = cli_int("--n-epochs", optarg, 1, 1L << 30); break;
+        case O_TOKENS: c->n_train_tokens = cli_int("--n-train-tokens", optarg, 1, 1L << 50); break;
         case 'h': fputs(train_help, stdout); exit(0);
         default: fputs(train_help, stderr); exit(ELMO_EXIT_FAILURE);
         }
@@ -143,8 +152,13 @@ int cmd_train(int argc, char **argv) {
     Vocab vocab;
     if (vocab_load(&vocab, c.args.vocab, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK) < 0) elmo_die_last();
     if (opt.n_tokens_vocab && opt.n_tokens_vocab != vocab.size)
-        elmo_die("%s: key 'n_tokens_vocab' is %ld but %s has %d tokens", options_path, opt.n_tokens_vocab,
-                 c.args.vocab, vocab.size);
+        elmo_note("%s: n_tokens_vocab %ld replaced by the size of %s (%d)", options_path, opt.n_tokens_vocab,
+                  c.args.vocab, vocab.size);
+    if (options_set_integer(&opt, "n_tokens_vocab", vocab.size, options_path, ELMO_FOR_TRAINING) < 0 ||
+        (c.n_epochs && options_set_integer(&opt, "n_epochs", c.n_epochs, options_path, ELMO_FOR_TRAINING) < 0) ||
+        (c.n_train_tokens &&
+         options_set_integer(&opt, "n_train_tokens", c.n_train_tokens, options_path, ELMO_FOR_TRAINING) < 0))
+        elmo_die_last();
     if (opt.sample_softmax && opt.n_negative_samples > vocab.size)
         elmo_die("%s: key 'n_negative_samples_batch' (%d) exceeds the vocabulary size (%d)", options_path,
                  opt.n_negative_samples, vocab.size);
