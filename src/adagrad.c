@@ -3,10 +3,24 @@
 
 #include <math.h>
 
+#define NORM_BLOCK 65536
+
 double global_norm(const float *grad, size_t n, const SparseGrad *const *sparse, int n_sparse) {
+    /* fixed blocks summed in order: the same norm, bit for bit, for any thread count */
+    const size_t n_blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
+    double partial[4096];
     double sum = 0;
-#pragma omp parallel for reduction(+ : sum) if (n > 65536) schedule(static)
-    for (size_t i = 0; i < n; i++) sum += (double)grad[i] * grad[i];
+    for (size_t first = 0; first < n_blocks; first += 4096) {
+        const size_t count = n_blocks - first < 4096 ? n_blocks - first : 4096;
+#pragma omp parallel for if (count > 1) schedule(static)
+        for (size_t b = 0; b < count; b++) {
+            const size_t lo = (first + b) * NORM_BLOCK, hi = lo + NORM_BLOCK < n ? lo + NORM_BLOCK : n;
+            double s = 0;
+            for (size_t i = lo; i < hi; i++) s += (double)grad[i] * grad[i];
+            partial[b] = s;
+        }
+        for (size_t b = 0; b < count; b++) sum += partial[b];
+    }
     for (int s = 0; s < n_sparse; s++) {
         const SparseGrad *g = sparse[s];
         const size_t m = (size_t)g->n * g->width;

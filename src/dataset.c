@@ -25,6 +25,7 @@
 
 #include "chars.h"
 #include "common.h"
+#include "h5io.h"
 #include "rng.h"
 #include "text.h"
 
@@ -440,9 +441,11 @@ static int write_dataset(StateIo *io, const char *name, hid_t type, int scalar, 
     if (H5Lexists(io->g, name, H5P_DEFAULT) > 0 && H5Ldelete(io->g, name, H5P_DEFAULT) < 0)
         return elmo_fail("%s: cannot replace %s", io->where, name);
     hid_t space = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-    hid_t ds = space < 0 ? -1 : H5Dcreate2(io->g, name, type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = h5io_dataset_plist(); /* no timestamps: identical states, identical bytes */
+    hid_t ds = space < 0 ? -1 : H5Dcreate2(io->g, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int ok = ds >= 0 && (n == 0 || H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     if (ds >= 0 && H5Dclose(ds) < 0) ok = 0;
+    H5Pclose(dcpl);
     if (space >= 0) H5Sclose(space);
     if (!ok) return elmo_fail("%s: cannot write %s (disk full?)", io->where, name);
     return 0;

@@ -31,7 +31,10 @@ int h5io_create(const char *path, hid_t *file) {
      * indexed groups keep writing many datasets (one per sentence) fast and small. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST);
-    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0); /* the root group without timestamps */
+    *file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     if (*file < 0) return elmo_fail("%s: cannot create HDF5 file: %s", path, strerror(errno));
     return 0;
