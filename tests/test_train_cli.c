@@ -225,6 +225,17 @@ static void test_init_from(void **state) {
              opts_path, corpus_glob, vocab_path, tuned, ckpt);
     assert_int_equal(run_elmo(args, err, sizeof err), 0);
     assert_non_null(strstr(err, "softmax included"));
+    /* from a released-layout file (no softmax): the softmax starts fresh */
+    char released[600];
+    snprintf(released, sizeof released, "%s/init_released.hdf5", test_tmpdir());
+    snprintf(args, sizeof args, "dump-weights --checkpoint '%s' --output '%s'", ckpt, released);
+    assert_int_equal(run_ok(args), 0);
+    snprintf(args, sizeof args,
+             "train --options '%s' --train-prefix '%s' --vocab '%s' --save-dir '%s/init_from_released' --max-batches 2 "
+             "--init-from '%s'",
+             opts_path, corpus_glob, vocab_path, test_tmpdir(), released);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "softmax freshly initialised"));
     /* a model with lstm.dim 32 cannot start from it */
     char other[512], text[2048];
     snprintf(text, sizeof text, small_options, 261);
