@@ -162,6 +162,12 @@ static void test_dump_weights_then_embed(void **state) {
     assert_int_equal(run_ok(args), 0);
     snprintf(args, sizeof args, "mkdir -p '%s/export'", test_tmpdir());
     assert_int_equal(system(args), 0);
+    /* exporting into the training directory would replace its options: refused */
+    char inside[600], err[4096];
+    snprintf(inside, sizeof inside, "%s/weights.hdf5", save);
+    snprintf(args, sizeof args, "dump-weights --save-dir '%s' --output '%s'", save, inside);
+    assert_int_equal(run_elmo(args, err, sizeof err), 2);
+    assert_false(file_exists(inside));
     snprintf(dumped, sizeof dumped, "%s/export/weights.hdf5", test_tmpdir());
     snprintf(args, sizeof args, "dump-weights --save-dir '%s' --output '%s'", save, dumped);
     assert_int_equal(run_ok(args), 0);

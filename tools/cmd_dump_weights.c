@@ -2,6 +2,7 @@
  * softmax, no training state) with its options.json (n_characters 262) next to it. */
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,14 @@ int cmd_dump_weights(int argc, char **argv) {
     char *dir_copy = xstrdup(checkpoint);
     snprintf(options_path, sizeof options_path, "%s/options.json", dirname(dir_copy));
     free(dir_copy);
+    char *out_copy = xstrdup(output);
+    char out_options[4096];
+    snprintf(out_options, sizeof out_options, "%s/options.json", dirname(out_copy));
+    free(out_copy);
+    char real_in[PATH_MAX], real_out[PATH_MAX];
+    if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
+        elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",
+                 out_options, checkpoint);
     ElmoOptions opt;
     if (options_load(&opt, options_path, ELMO_FOR_PREDICTION) < 0) elmo_die_last();
     long rows;
@@ -57,10 +66,6 @@ int cmd_dump_weights(int argc, char **argv) {
     model_init_layout(&model, &opt, rows);
     if (model_load(&model, checkpoint) < 0) elmo_die_last();
     if (model_save(&model, output, 0) < 0) elmo_die_last();
-    char *out_copy = xstrdup(output);
-    char out_options[4096];
-    snprintf(out_options, sizeof out_options, "%s/options.json", dirname(out_copy));
-    free(out_copy);
     if (options_save(&opt, out_options, 262) < 0) elmo_die_last();
     fprintf(stderr, "dump-weights: %s -> %s and %s\n", checkpoint, output, out_options);
     model_free(&model);
