@@ -30,8 +30,9 @@ void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o) {
     w->conv = xmalloc_aligned(w->n_threads * w->conv_stride * sizeof(float));
     w->row_start = xmalloc((size_t)w->n_threads * (w->chunk + 1) * sizeof(int));
     w->pad_value = xmalloc((size_t)o->total_filters * sizeof(float));
-    w->max_window = max_w * De;
-    w->dwindow = xmalloc((size_t)w->n_threads * w->max_window * sizeof(float));
+    w->weight_floats = 0;
+    for (int k = 0; k < o->n_filter_kinds; k++) w->weight_floats += (size_t)o->filter_width[k] * De * o->filter_count[k];
+    w->dweights = xmalloc_aligned((size_t)w->n_threads * w->weight_floats * sizeof(float));
     w->dtable = xmalloc((size_t)w->n_threads * (CHAR_TABLE_ROWS + 1) * De * sizeof(float));
 }
 
@@ -41,7 +42,7 @@ void charcnn_work_free(CharCnnWork *w) {
     free(w->conv);
     free(w->row_start);
     free(w->pad_value);
-    free(w->dwindow);
+    free(w->dweights);
     free(w->dtable);
     memset(w, 0, sizeof *w);
 }
@@ -145,6 +146,60 @@ void charcnn_forward(float *out, int32_t *argmax, const int32_t *ids, int N, con
     }
 }
 
+/* Backward of one chunk of tokens, into this thread's partial gradients. Per filter, the
+ * windows up to the last winning one are unfolded again (U); dconv holds each token's
+ * gradient at its winning window and zeros elsewhere; then dW += U^T dconv and
+ * dU = dconv W^T, whose rows are added back onto the characters of their windows. */
+static void backward_chunk(float *dW, float *dtab, const float *dpre, const int32_t *argmax, const int32_t *ids,
+                           int n_tok, const float *table, const BilmModel *m, const CharCnnWork *w, int thread) {
+    const ElmoOptions *o = m->opt;
+    const int C = o->max_chars, De = o->char_dim, F = o->total_filters;
+    float *emb = w->emb + thread * w->emb_stride;
+    float *unfold = w->unfold + thread * w->unfold_stride;
+    float *dconv = w->conv + thread * w->conv_stride;
+    int *row_start = w->row_start + (size_t)thread * (w->chunk + 1);
+    for (int i = 0; i < n_tok; i++) {
+        const int32_t *tid = ids + (size_t)i * C;
+        for (int c = 0; c < C; c++) memcpy(emb + ((size_t)i * C + c) * De, table + (size_t)tid[c] * De, De * sizeof(float));
+    }
+    int f0 = 0;
+    for (int k = 0; k < o->n_filter_kinds; k++) {
+        const ConvParams *cp = &m->conv[k];
+        const int width = cp->width, n = cp->count, K = width * De;
+        int rows = 0;
+        for (int i = 0; i < n_tok; i++) {
+            row_start[i] = rows;
+            int last = 0;
+            for (int f = 0; f < n; f++)
+                if (argmax[(size_t)i * F + f0 + f] > last) last = argmax[(size_t)i * F + f0 + f];
+            for (int p = 0; p <= last; p++)
+                memcpy(unfold + (size_t)(rows + p) * K, emb + ((size_t)i * C + p) * De, (size_t)K * sizeof(float));
+            rows += last + 1;
+        }
+        row_start[n_tok] = rows;
+        memset(dconv, 0, (size_t)rows * n * sizeof(float));
+        for (int i = 0; i < n_tok; i++)
+            for (int f = 0; f < n; f++) {
+                const size_t at = (size_t)i * F + f0 + f;
+                dconv[(size_t)(row_start[i] + argmax[at]) * n + f] = dpre[at];
+            }
+        gemm_tn(K, n, rows, unfold, K, dconv, n, 1.0f, dW, n);
+        gemm_nt(rows, K, n, dconv, n, cp->W, n, 0.0f, unfold, K); /* unfold now holds dU */
+        for (int i = 0; i < n_tok; i++) {
+            const int32_t *tid = ids + (size_t)i * C;
+            for (int p = 0; p < row_start[i + 1] - row_start[i]; p++) {
+                const float *du = unfold + (size_t)(row_start[i] + p) * K;
+                for (int j = 0; j < width; j++) {
+                    float *dt = dtab + (size_t)tid[p + j] * De;
+                    for (int c = 0; c < De; c++) dt[c] += du[j * De + c];
+                }
+            }
+        }
+        dW += (size_t)K * n;
+        f0 += n;
+    }
+}
+
 void charcnn_backward(BilmModel *grad, float *dtable, float *dpre, const float *dout, const float *out,
                       const int32_t *argmax, const int32_t *ids, int N, const float *table, const BilmModel *m,
                       CharCnnWork *w) {
@@ -155,59 +210,34 @@ void charcnn_backward(BilmModel *grad, float *dtable, float *dpre, const float *
 #pragma omp parallel for simd if (NF > 65536) schedule(static)
     for (long i = 0; i < NF; i++)
         dpre[i] = o->activation == ELMO_ACT_RELU ? (out[i] > 0.0f ? dout[i] : 0.0f) : dout[i] * (1.0f - out[i] * out[i]);
+    int f0 = 0;
+    for (int k = 0; k < o->n_filter_kinds; k++) {
+        add_column_sums(grad->conv[k].b, dpre + f0, N, m->conv[k].count, F);
+        f0 += m->conv[k].count;
+    }
 
+    /* chunks statically split between threads, each with its own partial gradients, summed
+     * in thread order: the same result for the same thread count, bit for bit */
     const size_t table_floats = (size_t)(CHAR_TABLE_ROWS + 1) * De;
     memset(w->dtable, 0, (size_t)w->n_threads * table_floats * sizeof(float));
-#pragma omp parallel num_threads(w->n_threads)
-    {
-        const int thread = omp_get_thread_num();
-        float *dwin = w->dwindow + (size_t)thread * w->max_window;
-        float *dtab = w->dtable + (size_t)thread * table_floats;
-        int f0 = 0;
-        for (int k = 0; k < o->n_filter_kinds; k++) {
-            const ConvParams *cp = &m->conv[k];
-            ConvParams *g = &grad->conv[k];
-            const int width = cp->width, n = cp->count, K = width * De;
-            /* filter weights and bias: each thread owns whole filters f */
-#pragma omp for schedule(static)
-            for (int f = 0; f < n; f++) {
-                memset(dwin, 0, (size_t)K * sizeof(float));
-                double db = 0;
-                for (int i = 0; i < N; i++) {
-                    const float d = dpre[(size_t)i * F + f0 + f];
-                    if (d == 0.0f) continue;
-                    db += d;
-                    const int p = argmax[(size_t)i * F + f0 + f];
-                    const int32_t *tid = ids + (size_t)i * C + p;
-                    for (int j = 0; j < width; j++) {
-                        const float *e = table + (size_t)tid[j] * De;
-                        float *dw = dwin + (size_t)j * De;
-                        for (int c = 0; c < De; c++) dw[c] += d * e[c];
-                    }
-                }
-                for (int r = 0; r < K; r++) g->W[(size_t)r * n + f] += dwin[r];
-                g->b[f] += (float)db;
-            }
-            /* the table rows under each winning window: tokens split between threads,
-             * each with its own partial table */
-#pragma omp for schedule(static) nowait
-            for (int i = 0; i < N; i++)
-                for (int f = 0; f < n; f++) {
-                    const float d = dpre[(size_t)i * F + f0 + f];
-                    if (d == 0.0f) continue;
-                    const int p = argmax[(size_t)i * F + f0 + f];
-                    const int32_t *tid = ids + (size_t)i * C + p;
-                    for (int j = 0; j < width; j++) {
-                        float *dt = dtab + (size_t)tid[j] * De;
-                        const float *wr = cp->W + (size_t)j * De * n + f;
-                        for (int c = 0; c < De; c++) dt[c] += d * wr[(size_t)c * n];
-                    }
-                }
-            f0 += n;
-        }
+    memset(w->dweights, 0, (size_t)w->n_threads * w->weight_floats * sizeof(float));
+    const int n_chunks = (N + w->chunk - 1) / w->chunk;
+#pragma omp parallel for schedule(static) if (n_chunks > 1) num_threads(w->n_threads)
+    for (int c = 0; c < n_chunks; c++) {
+        const int thread = omp_get_thread_num(), start = c * w->chunk;
+        const int n_tok = N - start < w->chunk ? N - start : w->chunk;
+        backward_chunk(w->dweights + (size_t)thread * w->weight_floats, w->dtable + (size_t)thread * table_floats,
+                       dpre + (size_t)start * F, argmax + (size_t)start * F, ids + (size_t)start * C, n_tok, table, m,
+                       w, thread);
     }
-    /* sum the partial tables in thread order (deterministic for a thread count) */
     for (int t = 0; t < w->n_threads; t++) {
+        const float *dW = w->dweights + (size_t)t * w->weight_floats;
+        for (int k = 0; k < o->n_filter_kinds; k++) {
+            const size_t size = (size_t)m->conv[k].width * De * m->conv[k].count;
+            float *g = grad->conv[k].W;
+            for (size_t i = 0; i < size; i++) g[i] += dW[i];
+            dW += size;
+        }
         const float *dtab = w->dtable + (size_t)t * table_floats;
         for (size_t r = 0; r < (size_t)CHAR_TABLE_ROWS * De; r++) dtable[r] += dtab[r];
     }

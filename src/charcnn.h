@@ -25,10 +25,10 @@ typedef struct {
     float *conv;         /* per thread (chunk * C, n) */
     int *row_start;      /* per thread (chunk + 1) */
     float *pad_value;    /* (F): value of an all-padding window, before bias */
-    /* backward */
-    int max_window;      /* largest w * De */
-    float *dwindow;      /* per thread (max_window): one filter's weight gradient */
-    float *dtable;       /* per thread (262, De): partial gradients of the table */
+    /* backward: per-thread partial gradients */
+    size_t weight_floats; /* sum over filters of w * De * n */
+    float *dweights;     /* per thread (weight_floats): every filter's W, in order */
+    float *dtable;       /* per thread (262, De): the table rows */
 } CharCnnWork;
 
 void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o);
@@ -44,7 +44,8 @@ void charcnn_forward(float *out, int32_t *argmax, const int32_t *ids, int N, con
  * outputs `out`, ADDS the gradients of the filters into grad->conv[k].W, .b and of the
  * table rows into dtable (rows, De). The max-pool routes each gradient to the window that
  * won (argmax, the first maximum, as TF's MaxPoolGrad); relu passes it where out > 0,
- * tanh scales it by 1 - out^2. dpre (N, F) is scratch. */
+ * tanh scales it by 1 - out^2. dpre (N, F) is scratch. The weight gradients are GEMMs over
+ * the unfolded windows, as in the forward pass. */
 void charcnn_backward(BilmModel *grad, float *dtable, float *dpre, const float *dout, const float *out,
                       const int32_t *argmax, const int32_t *ids, int N, const float *table, const BilmModel *m,
                       CharCnnWork *w);

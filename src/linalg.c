@@ -20,11 +20,19 @@ void linear_forward(float *y, const float *x, const float *W, const float *b, in
 }
 
 void add_column_sums(float *db, const float *dy, int N, int n, int ld) {
+    /* blocks of columns, rows read in order (contiguous), accumulated in double */
+    enum { BLOCK = 256 };
+    const int n_blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for if ((long)N * n > 65536) schedule(static)
-    for (int j = 0; j < n; j++) {
-        double s = 0;
-        for (int i = 0; i < N; i++) s += dy[(size_t)i * ld + j];
-        db[j] += (float)s;
+    for (int blk = 0; blk < n_blocks; blk++) {
+        const int j0 = blk * BLOCK, nj = n - j0 < BLOCK ? n - j0 : BLOCK;
+        double acc[BLOCK] = {0};
+        for (int i = 0; i < N; i++) {
+            const float *row = dy + (size_t)i * ld + j0;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) acc[j] += row[j];
+        }
+        for (int j = 0; j < nj; j++) db[j0 + j] += (float)acc[j];
     }
 }
 

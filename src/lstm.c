@@ -91,6 +91,16 @@ void lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d) {
     c->h0 = alloc_floats((size_t)B * d->Hs);
 }
 
+size_t lstm_cache_bytes(int B, int T, const LstmDims *d) {
+    const size_t n = (size_t)B * T;
+    return sizeof(float) * (n * (7 * (size_t)d->H + 2 * (size_t)d->Hs) + (size_t)B * (d->H + d->Hs));
+}
+
+size_t lstm_back_work_bytes(int B, int T, const LstmDims *d) {
+    const size_t n = (size_t)B * T;
+    return sizeof(float) * (n * (4 * (size_t)d->H + 2 * (size_t)d->Hs) + (size_t)B * (2 * d->H + d->Hs));
+}
+
 void lstm_cache_free(LstmCache *c) {
     free(c->gates);
     free(c->c_pre);

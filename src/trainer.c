@@ -13,7 +13,11 @@
 #include "highway.h"
 #include "linalg.h"
 
-static float *floats(size_t n) { return xcalloc(n ? n : 1, sizeof(float)); }
+/* A zeroed per-batch buffer, counted in t->activation_bytes. */
+static float *floats_for(Trainer *t, size_t n) {
+    t->activation_bytes += n * sizeof(float);
+    return xcalloc(n ? n : 1, sizeof(float));
+}
 
 void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed) {
     const ElmoOptions *o = model->opt;
@@ -51,36 +55,39 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
     }
     for (int d = 0; d < t->n_dirs; d++) {
         for (int l = 0; l < t->L; l++) {
-            t->c_state[d][l] = floats((size_t)B * H);
-            t->h_state[d][l] = floats((size_t)B * Hs);
-            t->c_final[d][l] = floats((size_t)B * H);
-            t->h_final[d][l] = floats((size_t)B * Hs);
-            t->layer_in[d][l] = floats(BT * P);
-            t->layer_out[d][l] = floats(BT * P);
+            t->c_state[d][l] = floats_for(t, (size_t)B * H);
+            t->h_state[d][l] = floats_for(t, (size_t)B * Hs);
+            t->c_final[d][l] = floats_for(t, (size_t)B * H);
+            t->h_final[d][l] = floats_for(t, (size_t)B * Hs);
+            t->layer_in[d][l] = floats_for(t, BT * P);
+            t->layer_out[d][l] = floats_for(t, BT * P);
             lstm_cache_init(&t->cache[d][l], B, T, &t->dims);
-            if (t->use_dropout) t->in_mask[d][l] = floats(BT * P);
+            t->activation_bytes += lstm_cache_bytes(B, T, &t->dims);
+            if (t->use_dropout) t->in_mask[d][l] = floats_for(t, BT * P);
         }
-        t->top[d] = floats(BT * P);
-        if (t->use_dropout) t->out_mask[d] = floats(BT * P);
+        t->top[d] = floats_for(t, BT * P);
+        if (t->use_dropout) t->out_mask[d] = floats_for(t, BT * P);
         if (mode == TRAINER_TRAIN) {
             lstm_back_work_init(&t->back[d], B, T, &t->dims);
-            t->dtop[d] = floats(BT * P);
-            t->dlayer[d] = floats(BT * P);
+            t->activation_bytes += lstm_back_work_bytes(B, T, &t->dims);
+            t->dtop[d] = floats_for(t, BT * P);
+            t->dlayer[d] = floats_for(t, BT * P);
         }
     }
     t->ids = xmalloc(N * C * sizeof(int32_t));
     t->targets = xmalloc(N * sizeof(int32_t));
     t->argmax = xmalloc(N * F * sizeof(int32_t));
-    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = floats(N * F);
+    t->activation_bytes += (N * C + N + N * F) * sizeof(int32_t);
+    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = floats_for(t, N * F);
     for (int i = 0; i < o->n_highway; i++) {
-        t->hw_carry[i] = floats(N * F);
-        t->hw_transform[i] = floats(N * F);
+        t->hw_carry[i] = floats_for(t, N * F);
+        t->hw_transform[i] = floats_for(t, N * F);
     }
-    t->emb = floats(N * P);
+    t->emb = floats_for(t, N * P);
     if (mode == TRAINER_TRAIN) {
-        t->demb = floats(N * P);
-        t->dfeat = floats(N * F);
-        t->dpre = floats(N * F);
+        t->demb = floats_for(t, N * P);
+        t->dfeat = floats_for(t, N * F);
+        t->dpre = floats_for(t, N * F);
     }
     charcnn_work_init(&t->cnn, o);
 }
@@ -144,11 +151,15 @@ static void token_embeddings_forward(Trainer *t, int N) {
     const BilmModel *m = t->model;
     const ElmoOptions *o = t->opt;
     const int F = o->total_filters;
+    const double t0 = elmo_now();
     charcnn_forward(t->feat[0], t->argmax, t->ids, N, m->char_embed, CHAR_PAD, m, &t->cnn);
+    const double t1 = elmo_now();
+    t->time_cnn += t1 - t0;
     for (int i = 0; i < o->n_highway; i++)
         highway_forward(t->feat[i + 1], t->hw_carry[i], t->hw_transform[i], t->feat[i], &m->highway[i], N, F);
     if (m->W_proj) linear_forward(t->emb, t->feat[o->n_highway], m->W_proj, m->b_proj, N, F, o->proj_dim);
     else memcpy(t->emb, t->feat[o->n_highway], (size_t)N * F * sizeof(float));
+    t->time_highway_proj += elmo_now() - t1;
 }
 
 static void token_embeddings_backward(Trainer *t, int N) {
@@ -156,13 +167,17 @@ static void token_embeddings_backward(Trainer *t, int N) {
     const ElmoOptions *o = t->opt;
     const int F = o->total_filters;
     BilmModel *g = &t->grad_view;
+    const double t0 = elmo_now();
     if (m->W_proj)
         linear_backward(t->dfeat, g->W_proj, g->b_proj, t->demb, t->feat[o->n_highway], m->W_proj, N, F, o->proj_dim);
     else memcpy(t->dfeat, t->demb, (size_t)N * F * sizeof(float));
     for (int i = o->n_highway - 1; i >= 0; i--)
         highway_backward(t->dfeat, &g->highway[i], t->dfeat, t->feat[i], t->hw_carry[i], t->hw_transform[i],
                          &m->highway[i], N, F);
+    const double t1 = elmo_now();
     charcnn_backward(g, g->char_embed, t->dpre, t->dfeat, t->feat[0], t->argmax, t->ids, N, m->char_embed, m, &t->cnn);
+    t->time_highway_proj += t1 - t0;
+    t->time_cnn += elmo_now() - t1;
 }
 
 /* The LSTM stack of direction d over its token embeddings; the top output after dropout
@@ -209,9 +224,12 @@ double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int w
         memcpy(t->targets + d * BT, batches[d]->targets, BT * sizeof(int32_t));
     }
     token_embeddings_forward(t, N);
+    double t0 = elmo_now();
     /* the directions' LSTMs are independent: one thread each (small per-step GEMMs) */
 #pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
     for (int d = 0; d < t->n_dirs; d++) lstm_stack_forward(t, d);
+    t->time_lstm_forward += elmo_now() - t0;
+    t0 = elmo_now();
 
     if (with_grad) {
         memset(t->grad, 0, t->n_dense * sizeof(float));
@@ -232,10 +250,13 @@ double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int w
                                       t->model->softmax_W, t->model->softmax_b, P, t->V, scale, &t->softmax_work);
         total += t->loss[d] / t->n_dirs;
     }
+    t->time_softmax += elmo_now() - t0;
     if (!with_grad) return total;
 
+    t0 = elmo_now();
 #pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
     for (int d = 0; d < t->n_dirs; d++) lstm_stack_backward(t, d);
+    t->time_lstm_backward += elmo_now() - t0;
     token_embeddings_backward(t, N);
     return total;
 }
@@ -249,6 +270,7 @@ void trainer_carry_states(Trainer *t) {
 }
 
 double trainer_apply(Trainer *t) {
+    const double t0 = elmo_now();
     const SparseGrad *sparse[2] = {&t->grad_softmax_W, &t->grad_softmax_b};
     const double norm = global_norm(t->grad, t->n_dense, sparse, 2);
     const float scale = clip_scale(norm, t->opt->all_clip_norm_val), lr = t->opt->learning_rate;
@@ -258,6 +280,7 @@ double trainer_apply(Trainer *t) {
     adagrad_sparse(m->softmax_W, t->accum + offset_W, &t->grad_softmax_W, lr, scale);
     adagrad_sparse(m->softmax_b, t->accum + offset_b, &t->grad_softmax_b, lr, scale);
     t->step++;
+    t->time_optimizer += elmo_now() - t0;
     return norm;
 }
 

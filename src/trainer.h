@@ -62,6 +62,9 @@ typedef struct {
     SoftmaxWork softmax_work;
     double loss[2];              /* per direction, last forward */
     long step;                   /* updates done */
+    /* accounting for `elmo bench` */
+    size_t activation_bytes;     /* every per-batch buffer allocated here */
+    double time_cnn, time_highway_proj, time_lstm_forward, time_lstm_backward, time_softmax, time_optimizer;
 } Trainer;
 
 /* model must have a softmax of V rows. seed drives samples and dropout masks. */
