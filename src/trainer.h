@@ -46,18 +46,26 @@ typedef struct {
     float *c_state[2][ELMO_MAX_LAYERS], *h_state[2][ELMO_MAX_LAYERS];
     float *c_final[2][ELMO_MAX_LAYERS], *h_final[2][ELMO_MAX_LAYERS];
     /* activations (N = n_dirs * B * T tokens) */
-    int32_t *ids;                /* (N, C) */
+    int32_t *ids;                /* (N, C) every position's characters, direction by direction */
+    /* the char-CNN, highway and projection run once per distinct token of the batch */
+    int n_unique;
+    int32_t *unique_ids;         /* (n_unique, C) */
+    int *unique_of;              /* (N) index into unique_ids */
+    int *slots;                  /* hash table of unique indexes, -1 = empty */
+    size_t n_slots;
     int32_t *targets;            /* (n_dirs, B*T) */
     int32_t *argmax;             /* (N, F) */
     float *feat[65];             /* feat[0] char-CNN output, feat[i+1] highway i output (N, F) */
     float *hw_carry[64], *hw_transform[64]; /* (N, F) */
-    float *emb;                  /* (N, P) */
+    float *emb_unique;           /* (n_unique, P) token embeddings */
+    float *emb;                  /* (N, P) token embedding of every position */
     float *layer_in[2][ELMO_MAX_LAYERS], *layer_out[2][ELMO_MAX_LAYERS]; /* (B,T,P) */
     float *top[2];               /* (B*T,P) top output after dropout */
     LstmCache cache[2][ELMO_MAX_LAYERS];
     LstmBackWork back[2];
     float *dtop[2], *dlayer[2];  /* (B*T,P) */
-    float *demb, *dfeat, *dpre;  /* (N,P), (N,F), (N,F) */
+    float *demb, *demb_unique;   /* (N,P), (n_unique,P) */
+    float *dfeat, *dpre;         /* (n_unique,F) */
     CharCnnWork cnn;
     SoftmaxWork softmax_work;
     double loss[2];              /* per direction, last forward */
