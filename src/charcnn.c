@@ -77,6 +77,11 @@ static void compute_pad_values(float *pad_value, const float *table, int pad_id,
     }
 }
 
+/* emb (n_tok, C, De): the table row of every character of the chunk's tokens. */
+static void gather_characters(float *emb, const int32_t *ids, int n_tok, const float *table, int C, int De) {
+    for (size_t i = 0; i < (size_t)n_tok * C; i++) memcpy(emb + i * De, table + (size_t)ids[i] * De, De * sizeof(float));
+}
+
 static void forward_chunk(float *out, int32_t *argmax, const int32_t *ids, int n_tok, const float *table,
                           int pad_id, const BilmModel *m, const CharCnnWork *w, int thread) {
     const ElmoOptions *o = m->opt;
@@ -87,11 +92,8 @@ static void forward_chunk(float *out, int32_t *argmax, const int32_t *ids, int n
     int *row_start = w->row_start + (size_t)thread * (w->chunk + 1);
     int pad_start[CHARCNN_CHUNK];
 
-    for (int i = 0; i < n_tok; i++) {
-        const int32_t *tid = ids + (size_t)i * C;
-        for (int c = 0; c < C; c++) memcpy(emb + ((size_t)i * C + c) * De, table + (size_t)tid[c] * De, De * sizeof(float));
-        pad_start[i] = padding_start(tid, C, pad_id);
-    }
+    gather_characters(emb, ids, n_tok, table, C, De);
+    for (int i = 0; i < n_tok; i++) pad_start[i] = padding_start(ids + (size_t)i * C, C, pad_id);
     int f0 = 0;
     for (int k = 0; k < o->n_filter_kinds; k++) {
         const ConvParams *cp = &m->conv[k];
@@ -158,10 +160,7 @@ static void backward_chunk(float *dW, float *dtab, const float *dpre, const int3
     float *unfold = w->unfold + thread * w->unfold_stride;
     float *dconv = w->conv + thread * w->conv_stride;
     int *row_start = w->row_start + (size_t)thread * (w->chunk + 1);
-    for (int i = 0; i < n_tok; i++) {
-        const int32_t *tid = ids + (size_t)i * C;
-        for (int c = 0; c < C; c++) memcpy(emb + ((size_t)i * C + c) * De, table + (size_t)tid[c] * De, De * sizeof(float));
-    }
+    gather_characters(emb, ids, n_tok, table, C, De);
     int f0 = 0;
     for (int k = 0; k < o->n_filter_kinds; k++) {
         const ConvParams *cp = &m->conv[k];

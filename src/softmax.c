@@ -126,23 +126,6 @@ static inline float dotf(const float *a, const float *b, int n) {
     return s;
 }
 
-/* out[j] = sum over r < rows of A[r * lda + j], j < cols (accumulated in double). */
-static void column_sums(float *out, const float *A, int rows, int cols, size_t lda) {
-    enum { BLOCK = 256 };
-    const int n_blocks = (cols + BLOCK - 1) / BLOCK;
-#pragma omp parallel for schedule(static) if ((long)rows * cols > 65536)
-    for (int blk = 0; blk < n_blocks; blk++) {
-        const int j0 = blk * BLOCK, nj = cols - j0 < BLOCK ? cols - j0 : BLOCK;
-        double acc[BLOCK] = {0};
-        for (int r = 0; r < rows; r++) {
-            const float *a = A + (size_t)r * lda + j0;
-#pragma omp simd
-            for (int j = 0; j < nj; j++) acc[j] += a[j];
-        }
-        for (int j = 0; j < nj; j++) out[j0 + j] = (float)acc[j];
-    }
-}
-
 static void check_grads(const SparseGrad *gW, const SparseGrad *gb, int P, int V) {
     CHECK(gW && gb, "gradients needed with dx");
     CHECK(gW->width == P && gW->n_total_rows == V, "gW is (%ld, %d), W is (%d, %d)", gW->n_total_rows,
@@ -230,7 +213,8 @@ double softmax_sampled(float *dx, SparseGrad *gW, SparseGrad *gb, const float *x
     /* dW of the sampled rows = dlogits^T . x, db = column sums of dlogits */
     float *dW_s = work->dlogits_W, *db_s = b_s;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, P, N, 1.0f, L, S, x, P, 0.0f, dW_s, P);
-    column_sums(db_s, L, N, S, S);
+    memset(db_s, 0, (size_t)S * sizeof(float));
+    add_column_sums(db_s, L, N, S, S);
 
     /* Touch every row first (this may move gW->grad), then add: the ids are distinct, so
      * the parallel adds write distinct rows, and sparse_grad_row only reads held rows. */
@@ -325,7 +309,8 @@ double softmax_full(float *dx, SparseGrad *gW, SparseGrad *gb, const float *x, c
             float *dW_blk = work->dlogits_W, *db_blk = work->b_rows;
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, vn, P, rn, 1.0f, L + v0, V, xc, P, 0.0f, dW_blk,
                         P);
-            column_sums(db_blk, L + v0, rn, vn, V);
+            memset(db_blk, 0, (size_t)vn * sizeof(float));
+            add_column_sums(db_blk, L + v0, rn, vn, V);
 #pragma omp parallel for schedule(static) if ((long)vn * P > 65536)
             for (int j = 0; j < vn; j++) {
                 float *gw = sparse_grad_row(gW, v0 + j);
