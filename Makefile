@@ -41,7 +41,7 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=build/tests/%)
 TEST_UTIL := build/tests/testutil.o
 
-.PHONY: all deps test run-tests demo run-demo bench run-bench clean
+.PHONY: all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus clean
 all: bin/elmo
 
 deps:
@@ -77,6 +77,11 @@ bench: deps
 	@$(MAKE) --no-print-directory run-bench
 run-bench: bin/elmo
 	@sh scripts/bench.sh
+
+bench-corpus: deps
+	@$(MAKE) --no-print-directory run-bench-corpus
+run-bench-corpus: bin/elmo
+	@sh scripts/bench-corpus.sh
 
 clean:
 	rm -rf build bin

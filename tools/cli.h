@@ -30,5 +30,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_dump_weights(int argc, char **argv);
+int cmd_vocab(int argc, char **argv);
+int cmd_shard(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 #endif

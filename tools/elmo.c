@@ -12,6 +12,9 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"vocab", cmd_vocab, "vocabulary file and n_train_tokens of a corpus"},
+    {"shard", cmd_shard, "a raw corpus as shuffled training shards and a held-out part"},
+    {"prepare", cmd_prepare, "shard and vocab in one pass, with the options.json counts"},
     {"train", cmd_train, "train or fine-tune a biLM on a corpus (bilm-tf train_elmo)"},
     {"eval", cmd_eval, "perplexity of a trained model on held-out data"},
     {"dump-weights", cmd_dump_weights, "a checkpoint as a released weight file + options.json"},

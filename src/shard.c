@@ -1,0 +1,623 @@
+/* shard.c - see shard.h.
+ *
+ * Random draws, all from one generator seeded with the seed, in this order: for every
+ * kept sentence of the corpus in reading order, the held-out draw (heldout_fraction > 0)
+ * or the reservoir draw (heldout_lines, once the reservoir is full), then a new dealing
+ * order whenever a block of n_shards training sentences begins; after the first pass,
+ * the Fisher-Yates shuffle of shard 0, 1, ... in turn.
+ */
+#include "shard.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "common.h"
+#include "corpus.h"
+#include "fileio.h"
+#include "rng.h"
+
+/* zlib's fastest level: about 4 times the speed of gzip's default 6 for files ~15%
+ * larger (text); at 6 and above compression, not the disk, would bound the run. */
+#define GZIP_MODE "wb1"
+/* stdio buffers of all spill files together, during the first pass. */
+#define SPILL_BUFFERS_BYTES ((size_t)32 << 20)
+/* Held-out files are cut (at a line end) once they reach the size of an average
+ * training shard, but not below this: evaluation memory is then bounded like training's. */
+#define HELDOUT_MIN_FILE_BYTES ((uint64_t)64 << 20)
+#define PROGRESS_SECONDS 3.0
+
+/* --------------------------------------------------------------- the output directory */
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        struct stat st;
+        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+            rc = elmo_fail("%s: cannot create directory: %s", p, strerror(errno));
+            break;
+        }
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            rc = elmo_fail("%s: not a directory", p);
+            break;
+        }
+        *s = saved;
+        if (!saved) break;
+    }
+    free(p);
+    return rc;
+}
+
+static char *join_path(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = xmalloc(n);
+    snprintf(s, n, "%s/%s", dir, name);
+    return s;
+}
+
+/* A name this tool writes: prefix, digits, ".txt" or ".txt.gz". */
+static int is_output_name(const char *name, const char *prefix) {
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n) != 0 || name[n] < '0' || name[n] > '9') return 0;
+    const char *s = name + n;
+    while (*s >= '0' && *s <= '9') s++;
+    return strcmp(s, ".txt") == 0 || strcmp(s, ".txt.gz") == 0;
+}
+
+typedef struct {
+    char **paths;
+    int n, cap;
+} PathList;
+
+static void path_list_add(PathList *l, char *path) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->paths = xrealloc(l->paths, (size_t)l->cap * sizeof *l->paths);
+    }
+    l->paths[l->n++] = path;
+}
+
+static void path_list_free(PathList *l) {
+    for (int i = 0; i < l->n; i++) free(l->paths[i]);
+    free(l->paths);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends the output files of an earlier run found in dir (none if dir does not exist). */
+static int find_outputs(const char *dir, const char *prefix, PathList *found) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        return elmo_fail("%s: cannot read directory: %s", dir, strerror(errno));
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (is_output_name(e->d_name, prefix)) path_list_add(found, join_path(dir, e->d_name));
+    closedir(d);
+    return 0;
+}
+
+/* ---------------------------------------------------- outputs removed if the run fails */
+
+/* The shards are only right as a complete set: the files this run has completed are
+ * removed again if it fails, or if a signal ends it. The array is allocated before the
+ * first file is written and never moved, so the signal handler can read it. */
+static char **done_paths;
+static volatile sig_atomic_t n_done;
+static const int caught_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction previous_action[3];
+static int guard_installed[3], guarded;
+
+static void remove_done(void) {
+    for (sig_atomic_t i = 0; i < n_done; i++) unlink(done_paths[i]);
+}
+
+static void on_signal(int sig) {
+    remove_done();
+    for (int i = 0; i < 3; i++)
+        if (caught_signals[i] == sig) sigaction(sig, &previous_action[i], NULL);
+    /* Delivered once this handler returns, to the previous handler: fileio's, which
+     * removes the temporary file being written and ends the process. */
+    raise(sig);
+}
+
+/* Called after the first pending_begin, so that fileio's handlers (installed then) are
+ * the previous ones. Signals the user ignores (nohup) stay ignored. */
+static void guard_install(void) {
+    static int at_exit;
+    if (!at_exit) { /* exit() too (out of memory): n_done is 0 once a run is over */
+        at_exit = 1;
+        atexit(remove_done);
+    }
+    guarded = 1;
+    for (int i = 0; i < 3; i++) {
+        struct sigaction now;
+        sigaction(caught_signals[i], NULL, &now);
+        if (now.sa_handler == SIG_IGN) continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(caught_signals[i], &sa, &previous_action[i]);
+        guard_installed[i] = 1;
+    }
+}
+
+static void guard_remove(void) {
+    for (int i = 0; i < 3; i++)
+        if (guard_installed[i]) sigaction(caught_signals[i], &previous_action[i], NULL);
+    memset(guard_installed, 0, sizeof guard_installed);
+    guarded = 0;
+}
+
+/* ------------------------------------------------------------------- output files */
+
+typedef struct {
+    PendingFile pending;
+    FILE *f;
+    gzFile gz;
+} Output;
+
+static int output_open(Output *w, const char *path, int gzip) {
+    memset(w, 0, sizeof *w);
+    pending_begin(&w->pending, path);
+    errno = 0;
+    if (gzip) {
+        w->gz = gzopen(w->pending.tmp, GZIP_MODE);
+        if (w->gz) gzbuffer(w->gz, 1u << 20);
+    } else {
+        w->f = fopen(w->pending.tmp, "wb");
+        if (w->f) setvbuf(w->f, NULL, _IOFBF, 1u << 20);
+    }
+    if (!w->f && !w->gz) {
+        int e = errno;
+        pending_abort(&w->pending);
+        return elmo_fail("%s: cannot create: %s", path, e ? strerror(e) : "out of memory");
+    }
+    return 0;
+}
+
+static void output_abort(Output *w) {
+    if (w->f) fclose(w->f);
+    if (w->gz) gzclose(w->gz);
+    w->f = NULL;
+    w->gz = NULL;
+    pending_abort(&w->pending);
+}
+
+static int output_fail(Output *w) {
+    int e = errno;
+    char *path = xstrdup(w->pending.path);
+    output_abort(w);
+    elmo_fail("%s: write failed: %s", path, e ? strerror(e) : "compression error");
+    free(path);
+    return -1;
+}
+
+static int output_write(Output *w, const char *p, size_t n) {
+    errno = 0;
+    if (w->gz ? gzwrite(w->gz, p, (unsigned)n) != (int)n : fwrite(p, 1, n, w->f) != n) return output_fail(w);
+    return 0;
+}
+
+/* Closes, syncs and renames the file into place; it joins the completed ones. */
+static int output_commit(Output *w) {
+    errno = 0;
+    int bad = w->gz ? gzclose(w->gz) != Z_OK : fclose(w->f) != 0;
+    w->f = NULL;
+    w->gz = NULL;
+    if (bad) return output_fail(w);
+    /* counted as done before the rename, so that a signal right after it finds it */
+    done_paths[n_done] = xstrdup(w->pending.path);
+    n_done = n_done + 1;
+    return pending_commit(&w->pending);
+}
+
+/* -------------------------------------------------------------------- the sharder */
+
+typedef struct {
+    FILE *f;             /* unlinked temporary file */
+    uint64_t bytes, lines;
+} Spill;
+
+typedef struct {
+    uint64_t index;      /* among the kept sentences */
+    char *text;          /* normalised, with its newline */
+    size_t len;
+    int n_tokens;
+} Held;
+
+typedef struct {
+    const ShardOptions *o;
+    ShardStats *st;
+    WordCount *count;
+    Rng rng;
+    Spill *spill;        /* n_shards training spills, then the held-out one */
+    int *deal, deal_next;
+    Held *reservoir;
+    long n_held, held_cap;
+    uint64_t kept;       /* sentences kept so far */
+    char *text;          /* the current normalised sentence */
+    size_t text_cap;
+    char *shard_buf;     /* phase 2: one shard, its line starts (+ the end) and order */
+    size_t shard_cap;
+    size_t *starts, *order;
+    size_t lines_cap;
+} Sharder;
+
+/* A temporary file in dir, unlinked at once: it lives until it is closed or the process
+ * ends, whatever the way. Signals wait while it still has a name. */
+static int spill_open(Spill *s, const char *dir, size_t buffer) {
+    char *name = join_path(dir, ".spill-XXXXXX");
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (int i = 0; i < 3; i++) sigaddset(&block, caught_signals[i]);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int fd = mkstemp(name), e = errno;
+    if (fd >= 0) unlink(name);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    free(name);
+    if (fd < 0) return elmo_fail("%s: cannot create a temporary file: %s", dir, strerror(e));
+    s->f = fdopen(fd, "w+b");
+    if (!s->f) {
+        close(fd);
+        return elmo_fail("%s: cannot create a temporary file: %s", dir, strerror(errno));
+    }
+    setvbuf(s->f, NULL, _IOFBF, buffer);
+    s->bytes = s->lines = 0;
+    return 0;
+}
+
+/* Raises the soft limit on open files to what the spill files need, if allowed: one per
+ * shard, the held-out one, and a few for the input, the output and stdio. */
+static int ensure_open_files(int n_shards) {
+    const rlim_t need = (rlim_t)n_shards + 16;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return 0;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && need > rl.rlim_max ? rl.rlim_max : need;
+    if (rl.rlim_cur < need || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return elmo_fail("%d shards need %llu files open at once; the limit is %llu (ulimit -n)", n_shards,
+                         (unsigned long long)need, (unsigned long long)rl.rlim_max);
+    return 0;
+}
+
+/* Appends a sentence (normalised, n_tokens tokens) to the spill of the next shard dealt. */
+static int to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
+    const int n = s->o->n_shards;
+    if (s->deal_next == n) { /* a new block: a fresh dealing order */
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)(rng_next(&s->rng) % (uint64_t)(i + 1));
+            int t = s->deal[i];
+            s->deal[i] = s->deal[j];
+            s->deal[j] = t;
+        }
+        s->deal_next = 0;
+    }
+    Spill *sp = &s->spill[s->deal[s->deal_next++]];
+    if (fwrite(text, 1, len, sp->f) != len)
+        return elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
+    sp->bytes += len;
+    sp->lines++;
+    s->st->train_sentences++;
+    s->st->train_tokens += (uint64_t)n_tokens;
+    if (s->count) {
+        const char *word = text;
+        for (const char *p = text; p < text + len; p++)
+            if (*p == ' ' || *p == '\n') {
+                wordcount_add(s->count, word, (size_t)(p - word));
+                word = p + 1;
+            }
+    }
+    return 0;
+}
+
+/* Algorithm R: the first heldout_lines sentences fill the reservoir; sentence i after
+ * them replaces a uniformly chosen one with probability heldout_lines / (i + 1). Whatever
+ * leaves (or never enters) the reservoir goes to training at once. */
+static int to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) {
+    const uint64_t i = s->kept - 1, k = (uint64_t)s->o->heldout_lines;
+    Held *h;
+    if (i < k) {
+        if (s->n_held == s->held_cap) {
+            s->held_cap = s->held_cap ? 2 * s->held_cap : 1024;
+            s->reservoir = xrealloc(s->reservoir, (size_t)s->held_cap * sizeof *s->reservoir);
+        }
+        h = &s->reservoir[s->n_held++];
+        h->text = NULL;
+    } else {
+        uint64_t j = rng_next(&s->rng) % (i + 1);
+        if (j >= k) return to_train(s, text, len, n_tokens);
+        h = &s->reservoir[j];
+        if (to_train(s, h->text, h->len, h->n_tokens) < 0) return -1;
+    }
+    h->text = xrealloc(h->text, len);
+    memcpy(h->text, text, len);
+    h->len = len;
+    h->n_tokens = n_tokens;
+    h->index = i;
+    return 0;
+}
+
+static int by_index(const void *pa, const void *pb) {
+    const Held *a = pa, *b = pb;
+    return a->index < b->index ? -1 : a->index > b->index;
+}
+
+/* The reservoir, in corpus order, into the held-out spill. */
+static void reservoir_to_spill(Sharder *s) {
+    Spill *sp = &s->spill[s->o->n_shards];
+    qsort(s->reservoir, (size_t)s->n_held, sizeof *s->reservoir, by_index);
+    for (long i = 0; i < s->n_held; i++) {
+        fwrite(s->reservoir[i].text, 1, s->reservoir[i].len, sp->f);
+        sp->bytes += s->reservoir[i].len;
+        sp->lines++;
+        free(s->reservoir[i].text);
+    }
+    s->st->heldout_sentences = (uint64_t)s->n_held;
+    s->n_held = 0;
+}
+
+/* Phase 1: every line of the corpus, normalised, into the spill files. */
+static int first_pass(Sharder *s, CorpusReader *r) {
+    int rc;
+    while ((rc = corpus_next(r)) == 1) {
+        const TokenList *t = &r->tokens;
+        if (t->n == 0) {
+            s->st->dropped++;
+            continue;
+        }
+        s->st->normalised += !r->normal;
+        if (r->line_len + 1 > s->text_cap) {
+            s->text_cap = 2 * (r->line_len + 1);
+            s->text = xrealloc(s->text, s->text_cap);
+        }
+        size_t len;
+        if (r->normal) { /* most lines: the line itself, its separators (now NUL) spaces again */
+            len = r->line_len;
+            memcpy(s->text, r->line, len);
+            for (size_t i = 0; i < len; i++)
+                if (!s->text[i]) s->text[i] = ' ';
+        } else {
+            char *p = s->text;
+            for (int i = 0; i < t->n; i++) {
+                size_t l = strlen(t->tokens[i]);
+                if (i) *p++ = ' ';
+                memcpy(p, t->tokens[i], l);
+                p += l;
+            }
+            len = (size_t)(p - s->text);
+        }
+        s->text[len++] = '\n';
+        s->kept++;
+        if (s->o->heldout_lines > 0) {
+            rc = to_reservoir(s, s->text, len, t->n);
+        } else if (s->o->heldout_fraction > 0 && rng_uniform(&s->rng) < s->o->heldout_fraction) {
+            Spill *h = &s->spill[s->o->n_shards];
+            rc = fwrite(s->text, 1, len, h->f) == len
+                     ? 0
+                     : elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
+            h->bytes += len;
+            h->lines++;
+            s->st->heldout_sentences++;
+        } else {
+            rc = to_train(s, s->text, len, t->n);
+        }
+        if (rc < 0) break;
+    }
+    s->st->lines = r->n_lines;
+    if (rc < 0) return -1;
+    if (s->o->heldout_lines > 0) reservoir_to_spill(s);
+    if (s->st->train_sentences == 0)
+        return elmo_fail("%s: no sentence left for training (%llu lines: %llu empty, %llu held out)", s->o->input,
+                         (unsigned long long)s->st->lines, (unsigned long long)s->st->dropped,
+                         (unsigned long long)s->st->heldout_sentences);
+    for (int i = 0; i <= s->o->n_shards; i++)
+        if (fflush(s->spill[i].f) != 0 || ferror(s->spill[i].f))
+            return elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
+    return 0;
+}
+
+/* Reads a spill file whole into the shard buffer (and closes it: its space is freed). */
+static int load_spill(Sharder *s, Spill *sp) {
+    if (sp->bytes + 1 > s->shard_cap) {
+        free(s->shard_buf);
+        s->shard_cap = sp->bytes + 1;
+        s->shard_buf = xmalloc(s->shard_cap);
+    }
+    rewind(sp->f);
+    size_t got = fread(s->shard_buf, 1, sp->bytes, sp->f);
+    int e = errno;
+    fclose(sp->f);
+    sp->f = NULL;
+    if (got != sp->bytes)
+        return elmo_fail("%s: cannot read temporary data back: %s", s->o->output_dir, strerror(e));
+    return 0;
+}
+
+static int write_shard(Sharder *s, int i, const char *path) {
+    Spill *sp = &s->spill[i];
+    const uint64_t lines = sp->lines, bytes = sp->bytes;
+    if (load_spill(s, sp) < 0) return -1;
+    if (lines + 1 > s->lines_cap) {
+        free(s->starts);
+        free(s->order);
+        s->lines_cap = lines + 1;
+        s->starts = xmalloc(s->lines_cap * sizeof *s->starts);
+        s->order = xmalloc(s->lines_cap * sizeof *s->order);
+    }
+    size_t n = 0, at = 0;
+    while (at < bytes) {
+        s->order[n] = n;
+        s->starts[n++] = at;
+        at = (size_t)((char *)memchr(s->shard_buf + at, '\n', bytes - at) - s->shard_buf) + 1;
+    }
+    CHECK(n == lines, "spill %d: %zu lines, %llu written", i, n, (unsigned long long)lines);
+    s->starts[n] = bytes;
+    for (size_t k = n; k > 1; k--) {
+        size_t j = (size_t)(rng_next(&s->rng) % (uint64_t)k), t = s->order[k - 1];
+        s->order[k - 1] = s->order[j];
+        s->order[j] = t;
+    }
+    Output w;
+    if (output_open(&w, path, s->o->gzip) < 0) return -1;
+    if (!guarded) guard_install();
+    for (size_t k = 0; k < n; k++) {
+        const size_t line = s->order[k];
+        if (output_write(&w, s->shard_buf + s->starts[line], s->starts[line + 1] - s->starts[line]) < 0) return -1;
+    }
+    if (bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = bytes;
+    return output_commit(&w);
+}
+
+static char *output_name(const char *dir, const char *prefix, int i, int gzip) {
+    char name[64];
+    snprintf(name, sizeof name, "%s%05d.txt%s", prefix, i, gzip ? ".gz" : "");
+    return join_path(dir, name);
+}
+
+/* The held-out spill, in order, cut into files of at most `limit` bytes (at line ends). */
+static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
+    FILE *f = s->spill[s->o->n_shards].f;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    Output w;
+    int is_open = 0;
+    uint64_t bytes = 0;
+    rewind(f);
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (!is_open) {
+            char *path = output_name(dir, "heldout-", s->st->heldout_files, s->o->gzip);
+            int rc = output_open(&w, path, s->o->gzip);
+            free(path);
+            if (rc < 0) goto fail;
+            is_open = 1;
+            bytes = 0;
+        }
+        if (output_write(&w, line, (size_t)len) < 0) goto fail; /* w is removed */
+        bytes += (uint64_t)len;
+        if (bytes >= limit) {
+            is_open = 0;
+            s->st->heldout_files++;
+            if (output_commit(&w) < 0) goto fail;
+        }
+    }
+    if (ferror(f)) {
+        if (is_open) output_abort(&w);
+        elmo_fail("%s: cannot read temporary data back: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (is_open) {
+        s->st->heldout_files++;
+        if (output_commit(&w) < 0) goto fail;
+    }
+    free(line);
+    return 0;
+fail:
+    free(line);
+    return -1;
+}
+
+/* Phase 2: every shard from its spill file, then the held-out files. */
+static int second_pass(Sharder *s, const char *train_dir, const char *heldout_dir) {
+    const ShardOptions *o = s->o;
+    const Spill *held = &s->spill[o->n_shards];
+    uint64_t train_bytes = 0;
+    for (int i = 0; i < o->n_shards; i++) train_bytes += s->spill[i].bytes;
+    uint64_t limit = train_bytes / (uint64_t)o->n_shards + 1;
+    if (limit < HELDOUT_MIN_FILE_BYTES) limit = HELDOUT_MIN_FILE_BYTES;
+    /* every held-out file but the last holds at least `limit` bytes */
+    done_paths = xcalloc((size_t)o->n_shards + held->bytes / limit + 1, sizeof *done_paths);
+    n_done = 0;
+    double last = elmo_now();
+    for (int i = 0; i < o->n_shards; i++) {
+        char *path = output_name(train_dir, "shard-", i, o->gzip);
+        int rc = write_shard(s, i, path);
+        free(path);
+        if (rc < 0) return -1;
+        if (!o->quiet && elmo_now() - last >= PROGRESS_SECONDS) {
+            last = elmo_now();
+            fprintf(stderr, "shard: wrote %d of %d shards\n", i + 1, o->n_shards);
+        }
+    }
+    if (held->lines == 0) return 0;
+    if (make_dirs(heldout_dir) < 0) return -1;
+    return write_heldout(s, heldout_dir, limit);
+}
+
+int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) {
+    CHECK(o->n_shards >= 1 && o->heldout_fraction >= 0 && o->heldout_fraction < 1 && o->heldout_lines >= 0,
+          "bad shard options");
+    memset(st, 0, sizeof *st);
+    char *train_dir = join_path(o->output_dir, "train"), *heldout_dir = join_path(o->output_dir, "heldout");
+    PathList earlier = {0};
+    Sharder s = {.o = o, .st = st, .count = train_count};
+    int rc = -1, n_spills = 0;
+    CorpusReader reader;
+    /* the input's names first: a typo fails before anything is created */
+    if (corpus_open(&reader, o->input, o->quiet ? NULL : "shard") < 0) {
+        free(train_dir);
+        free(heldout_dir);
+        return -1;
+    }
+    if (find_outputs(train_dir, "shard-", &earlier) < 0 || find_outputs(heldout_dir, "heldout-", &earlier) < 0)
+        goto done;
+    if (earlier.n > 0 && !o->force) {
+        elmo_fail("%s already holds shard files (%s, ...); --force replaces them", o->output_dir, earlier.paths[0]);
+        goto done;
+    }
+    if (ensure_open_files(o->n_shards) < 0 || make_dirs(train_dir) < 0) goto done;
+    rng_seed(&s.rng, o->seed);
+    s.deal = xmalloc((size_t)o->n_shards * sizeof *s.deal);
+    for (int i = 0; i < o->n_shards; i++) s.deal[i] = i;
+    s.deal_next = o->n_shards;
+    s.spill = xcalloc((size_t)o->n_shards + 1, sizeof *s.spill);
+    size_t buffer = SPILL_BUFFERS_BYTES / ((size_t)o->n_shards + 1);
+    if (buffer < 1024) buffer = 1024;
+    if (buffer > ((size_t)1 << 20)) buffer = (size_t)1 << 20;
+    for (; n_spills <= o->n_shards; n_spills++)
+        if (spill_open(&s.spill[n_spills], o->output_dir, buffer) < 0) goto done;
+    if (first_pass(&s, &reader) < 0) goto done;
+    /* The input is complete and valid: only now may the earlier shards go. */
+    for (int i = 0; i < earlier.n; i++)
+        if (unlink(earlier.paths[i]) < 0 && errno != ENOENT) {
+            elmo_fail("%s: cannot remove: %s", earlier.paths[i], strerror(errno));
+            goto done;
+        }
+    rc = second_pass(&s, train_dir, heldout_dir);
+    if (rc < 0) remove_done();
+    guard_remove();
+done:
+    corpus_close(&reader);
+    for (int i = 0; i < n_spills; i++)
+        if (s.spill[i].f) fclose(s.spill[i].f);
+    for (long i = 0; i < s.n_held; i++) free(s.reservoir[i].text);
+    const sig_atomic_t n_names = n_done;
+    n_done = 0; /* first: the exit handler must not see freed names */
+    for (sig_atomic_t i = 0; i < n_names; i++) free(done_paths[i]);
+    free(done_paths);
+    done_paths = NULL;
+    free(s.reservoir);
+    free(s.spill);
+    free(s.deal);
+    free(s.text);
+    free(s.shard_buf);
+    free(s.starts);
+    free(s.order);
+    path_list_free(&earlier);
+    free(train_dir);
+    free(heldout_dir);
+    return rc;
+}
