@@ -12,7 +12,8 @@ CONFIGS=${CONFIGS:-tiny small original}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
-printf '%-10s %-8s %-8s %12s %10s %9s %12s %12s\n' config mode threads tokens/s GFLOP/s roofline "need MiB" "peak MiB"
+printf '%-10s %-8s %-8s %12s %10s %9s %10s %10s %10s\n' config mode threads tokens/s GFLOP/s roofline \
+    "need MiB" "used MiB" "peak MiB"
 for config in $CONFIGS; do
     for mode in $MODES; do
         steps=5
@@ -23,7 +24,8 @@ for config in $CONFIGS; do
         roof=$(sed -n 's/^GFLOP\/s: [0-9.]*, \([0-9]*%\) of the roofline.*/\1/p' "$out")
         need=$(sed -n 's/^memory: analytic need \([0-9.]*\) MiB.*/\1/p' "$out")
         peak=$(sed -n 's/.*peak RSS \([0-9.]*\) MiB.*/\1/p' "$out")
-        printf '%-10s %-8s %-8s %12s %10s %9s %12s %12s\n' "$config" "$mode" "$THREADS" "$tps" "$gfs" "$roof" \
-            "${need:--}" "${peak:--}"
+        used=$(sed -n 's/.* baseline (program, libraries, BLAS buffers) + \([0-9.]*\) MiB.*/\1/p' "$out")
+        printf '%-10s %-8s %-8s %12s %10s %9s %10s %10s %10s\n' "$config" "$mode" "$THREADS" "$tps" "$gfs" \
+            "$roof" "${need:--}" "${used:--}" "${peak:--}"
     done
 done

@@ -48,6 +48,8 @@ char *xstrdup(const char *s);
 double elmo_now(void);
 /* Peak resident set size of this process in bytes (0 if unknown). */
 size_t elmo_peak_rss(void);
+/* Current resident set size in bytes (0 if unknown). */
+size_t elmo_current_rss(void);
 /* Sets the number of OpenMP and OpenBLAS threads (n <= 0: all cores). Returns n used. */
 int elmo_set_threads(int n);
 
