@@ -36,7 +36,8 @@ void fill_uniform(float *x, size_t n, float scale, uint64_t seed);
  * the asymmetry metric |fd - an| / (|fd| + |an|) over the checked entries (ggml's), which
  * must stay below tol; differences up to `noise` (the float rounding of the loss divided
  * by 2h) and the error a kink inside [-h, h] causes (measured by the second difference)
- * are forgiven entry by entry. The worst entry is printed on failure. Returns the metric. */
+ * are forgiven entry by entry. The worst entry is printed on failure; ELMO_FD_VERBOSE=1 in
+ * the environment prints every entry. Returns the metric. */
 typedef double (*LossFn)(void *ctx);
 double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h, double tol,
                 int max_checks, double noise);
