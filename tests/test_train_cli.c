@@ -148,6 +148,14 @@ static void test_exact_resume(void **state) {
     assert_true(file_exists(a));
     snprintf(args, sizeof args, "train --restart '%s'", split); /* nothing left to do */
     assert_int_equal(run_ok(args), 0);
+    /* a fresh run refuses a directory holding checkpoints (they would mix with its own) */
+    char err[4096];
+    snprintf(args, sizeof args, "train --options '%s' --train-prefix '%s' --vocab '%s' --save-dir '%s'", opts_path,
+             corpus_glob, vocab_path, split);
+    assert_int_equal(run_elmo(args, err, sizeof err), 2);
+    assert_non_null(strstr(err, "--restart"));
+    snprintf(a, sizeof a, "%s/model.ckpt-20.hdf5", straight);
+    assert_true(files_equal(a, b));
 }
 
 /* dump-weights gives a released weight file (no softmax, no training state) and an

@@ -169,6 +169,10 @@ int cmd_train(int argc, char **argv) {
                  options_path);
 
     make_dir(c.save_dir);
+    char existing[4096];
+    if (!c.restart && checkpoint_latest(c.save_dir, existing, sizeof existing, NULL) == 0)
+        elmo_die("%s: already holds checkpoints (%s); continue them with --restart %s, or choose another --save-dir",
+                 c.save_dir, existing, c.save_dir);
     char saved_options[4096];
     snprintf(saved_options, sizeof saved_options, "%s/options.json", c.save_dir);
     if (!c.restart && options_save(&opt, saved_options, 0) < 0) elmo_die_last();
