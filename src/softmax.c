@@ -126,6 +126,18 @@ static inline float dotf(const float *a, const float *b, int n) {
     return s;
 }
 
+/* l[i] = exp(l[i] - mx) for i < n; returns their sum (the softmax denominator). */
+static float exponentiate(float *l, int n, float mx) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < n; i++) {
+        const float e = fast_expf(l[i] - mx);
+        l[i] = e;
+        sum += e;
+    }
+    return sum;
+}
+
 static void check_grads(const SparseGrad *gW, const SparseGrad *gb, int P, int V) {
     CHECK(gW && gb, "gradients needed with dx");
     CHECK(gW->width == P && gW->n_total_rows == V, "gW is (%ld, %d), W is (%d, %d)", gW->n_total_rows,
@@ -179,14 +191,7 @@ double softmax_sampled(float *dx, SparseGrad *gW, SparseGrad *gb, const float *x
             mx = v > mx ? v : mx;
         }
         const float e_true = fast_expf(t - mx);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < S; i++) {
-            float e = fast_expf(l[i] - mx);
-            l[i] = e;
-            sum += e;
-        }
-        sum += e_true;
+        const float sum = exponentiate(l, S, mx) + e_true;
         row_loss[n] = (float)((double)mx - (double)t + log((double)sum));
         if (backward) {
             const float r = g / sum;
@@ -284,13 +289,7 @@ double softmax_full(float *dx, SparseGrad *gW, SparseGrad *gb, const float *x, c
                 mx = z > mx ? z : mx;
             }
             const float t = l[y];
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (int v = 0; v < V; v++) {
-                float e = fast_expf(l[v] - mx);
-                l[v] = e;
-                sum += e;
-            }
+            const float sum = exponentiate(l, V, mx);
             row_loss[r] = (float)((double)mx - (double)t + log((double)sum));
             if (backward) {
                 const float s = g / sum;
