@@ -39,9 +39,7 @@ static void free_position_buffers(Predictor *p) {
     for (int d = 0; d < 2; d++)
         for (int l = 0; l < ELMO_MAX_LAYERS; l++) free(p->layer_out[d][l]);
     for (int l = 0; l < ELMO_MAX_LAYERS; l++) free(p->seq_out[l]);
-    free(p->unique_ids);
-    free(p->unique_of);
-    free(p->slots);
+    token_set_free(&p->tokens);
     free(p->feat);
     free(p->feat2);
     free(p->feat3);
@@ -62,10 +60,7 @@ static void reserve_positions(Predictor *p, int n) {
     for (int d = 0; d < 2; d++)
         for (int l = 0; l < o->n_layers; l++) p->layer_out[d][l] = xmalloc_aligned(n * P * sizeof(float));
     for (int l = 0; l < o->n_layers; l++) p->seq_out[l] = xmalloc_aligned(n * P * sizeof(float));
-    p->unique_ids = xmalloc((size_t)n * o->max_chars * sizeof(int32_t));
-    p->unique_of = xmalloc((size_t)n * sizeof(int));
-    for (p->n_slots = 16; p->n_slots < 2 * (size_t)n;) p->n_slots *= 2;
-    p->slots = xmalloc(p->n_slots * sizeof(int));
+    token_set_init(&p->tokens, n, o->max_chars);
     p->feat = xmalloc_aligned(n * F * sizeof(float));
     p->feat2 = xmalloc_aligned(n * F * sizeof(float));
     p->feat3 = xmalloc_aligned(n * F * sizeof(float));
@@ -116,12 +111,6 @@ void predictor_token_embeddings(Predictor *p, float *out, const int32_t *ids, in
     p->time_highway_proj += elmo_now() - t1;
 }
 
-static uint64_t hash_token(const int32_t *ids, int C) {
-    uint64_t h = 1469598103934665603ull;
-    for (int c = 0; c < C; c++) h = (h ^ (uint32_t)ids[c]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
 /* dst[b, t] = src[b, len_b - 1 - t] for t < len_b (tf.reverse_sequence); the rest is
  * copied unchanged. */
 static void reverse_rows(float *dst, const float *src, const int *lengths, int B, int T, int width) {
@@ -161,43 +150,25 @@ static void run_direction(Predictor *p, int d, int B, int T, int stateless) {
 void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless) {
     const BilmModel *m = p->m;
     const ElmoOptions *o = m->opt;
-    const int C = o->max_chars, P = o->proj_dim;
+    const int P = o->proj_dim;
     CHECK(B >= 1 && B <= p->max_batch, "batch of %d rows, predictor holds %d", B, p->max_batch);
     reserve_positions(p, B * T);
     p->B = B;
     p->T = T;
 
-    /* The distinct real tokens (any non-zero id) of the batch: padding costs no CNN work
-     * and a word repeated in the batch goes through the char-CNN and highway once. */
-    const size_t n_slots = p->n_slots;
-    memset(p->slots, 0xff, n_slots * sizeof *p->slots);
-    int n_unique = 0;
+    /* padding costs no CNN work, and a word repeated in the batch is embedded once */
+    token_set_build(&p->tokens, ids, B * T, 1);
     for (int b = 0; b < B; b++) {
         p->lengths[b] = 0;
-        for (int t = 0; t < T; t++) {
-            const int32_t *tok = ids + ((size_t)b * T + t) * C;
-            int real = 0;
-            for (int c = 0; c < C && !real; c++) real = tok[c] != 0;
-            p->unique_of[b * T + t] = -1;
-            if (!real) continue;
-            p->lengths[b]++;
-            size_t slot = hash_token(tok, C) & (n_slots - 1);
-            while (p->slots[slot] >= 0 &&
-                   memcmp(p->unique_ids + (size_t)p->slots[slot] * C, tok, (size_t)C * sizeof(int32_t)) != 0)
-                slot = (slot + 1) & (n_slots - 1);
-            if (p->slots[slot] < 0) {
-                memcpy(p->unique_ids + (size_t)n_unique * C, tok, (size_t)C * sizeof(int32_t));
-                p->slots[slot] = n_unique++;
-            }
-            p->unique_of[b * T + t] = p->slots[slot];
-        }
+        for (int t = 0; t < T; t++) p->lengths[b] += p->tokens.index_of[b * T + t] >= 0;
     }
-    float *compact = p->seq_in; /* (n_unique, P) scratch before the scatter */
-    predictor_token_embeddings(p, compact, p->unique_ids, n_unique, p->feat, p->feat2, p->feat3);
+    float *compact = p->seq_in; /* (distinct tokens, P) scratch before the scatter */
+    predictor_token_embeddings(p, compact, p->tokens.ids, p->tokens.n, p->feat, p->feat2, p->feat3);
     for (int i = 0; i < B * T; i++) {
         float *e = p->token_emb + (size_t)i * P;
-        if (p->unique_of[i] < 0) memset(e, 0, (size_t)P * sizeof(float));
-        else memcpy(e, compact + (size_t)p->unique_of[i] * P, (size_t)P * sizeof(float));
+        const int u = p->tokens.index_of[i];
+        if (u < 0) memset(e, 0, (size_t)P * sizeof(float));
+        else memcpy(e, compact + (size_t)u * P, (size_t)P * sizeof(float));
     }
 
     double t0 = elmo_now();

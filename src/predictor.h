@@ -17,6 +17,7 @@
 #include "charcnn.h"
 #include "lstm.h"
 #include "model.h"
+#include "tokenset.h"
 
 typedef struct {
     const BilmModel *m;
@@ -33,10 +34,7 @@ typedef struct {
     /* stored state, per direction and layer */
     float *c[2][ELMO_MAX_LAYERS], *h[2][ELMO_MAX_LAYERS];   /* (max_batch, H), (max_batch, Hs) */
     /* workspaces */
-    int32_t *unique_ids;        /* (B*T, C) the distinct real tokens of the batch */
-    int *unique_of;             /* (B*T) index into unique_ids, -1 at padding */
-    int *slots;                 /* hash table of unique indexes, -1 = empty */
-    size_t n_slots;
+    TokenSet tokens;            /* the distinct real tokens of the batch */
     float *feat, *feat2, *feat3; /* (B*T, F) */
     float *seq_in, *seq_out[ELMO_MAX_LAYERS]; /* (B, T, P) one direction's time order */
     /* per direction: the two directions run concurrently, one thread each, because the

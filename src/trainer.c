@@ -75,11 +75,8 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
         }
     }
     t->ids = xmalloc(N * C * sizeof(int32_t));
-    t->unique_ids = xmalloc(N * C * sizeof(int32_t));
-    t->unique_of = xmalloc(N * sizeof(int));
-    for (t->n_slots = 16; t->n_slots < 2 * N;) t->n_slots *= 2;
-    t->slots = xmalloc(t->n_slots * sizeof(int));
-    t->activation_bytes += N * C * sizeof(int32_t) + N * sizeof(int) + t->n_slots * sizeof(int);
+    token_set_init(&t->tokens, (int)N, C);
+    t->activation_bytes += N * C * sizeof(int32_t) + N * sizeof(int) + t->tokens.n_slots * sizeof(int);
     t->targets = xmalloc(N * sizeof(int32_t));
     t->argmax = xmalloc(N * F * sizeof(int32_t));
     t->activation_bytes += (N * C + N + N * F) * sizeof(int32_t);
@@ -126,9 +123,7 @@ void trainer_free(Trainer *t) {
         free(t->dlayer[d]);
     }
     free(t->ids);
-    free(t->unique_ids);
-    free(t->unique_of);
-    free(t->slots);
+    token_set_free(&t->tokens);
     free(t->targets);
     free(t->argmax);
     for (int i = 0; i <= o->n_highway; i++) free(t->feat[i]);
@@ -158,31 +153,6 @@ void trainer_draw(Trainer *t) {
     }
 }
 
-static uint64_t hash_token(const int32_t *ids, int C) {
-    uint64_t h = 1469598103934665603ull;
-    for (int c = 0; c < C; c++) h = (h ^ (uint32_t)ids[c]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-/* The distinct tokens of the N positions, in order of first appearance. */
-static void find_unique_tokens(Trainer *t, int N) {
-    const int C = t->opt->max_chars;
-    memset(t->slots, 0xff, t->n_slots * sizeof *t->slots);
-    t->n_unique = 0;
-    for (int i = 0; i < N; i++) {
-        const int32_t *tok = t->ids + (size_t)i * C;
-        size_t slot = hash_token(tok, C) & (t->n_slots - 1);
-        while (t->slots[slot] >= 0 &&
-               memcmp(t->unique_ids + (size_t)t->slots[slot] * C, tok, (size_t)C * sizeof(int32_t)) != 0)
-            slot = (slot + 1) & (t->n_slots - 1);
-        if (t->slots[slot] < 0) {
-            memcpy(t->unique_ids + (size_t)t->n_unique * C, tok, (size_t)C * sizeof(int32_t));
-            t->slots[slot] = t->n_unique++;
-        }
-        t->unique_of[i] = t->slots[slot];
-    }
-}
-
 /* Char-CNN, highway layers and projection, once per distinct token of the batch (both
  * directions at once); every position then takes its token's embedding. */
 static void token_embeddings_forward(Trainer *t, int N) {
@@ -190,9 +160,9 @@ static void token_embeddings_forward(Trainer *t, int N) {
     const ElmoOptions *o = t->opt;
     const int F = o->total_filters, P = o->proj_dim;
     const double t0 = elmo_now();
-    find_unique_tokens(t, N);
-    const int U = t->n_unique;
-    charcnn_forward(t->feat[0], t->argmax, t->unique_ids, U, m->char_embed, CHAR_PAD, m, &t->cnn);
+    token_set_build(&t->tokens, t->ids, N, 0);
+    const int U = t->tokens.n;
+    charcnn_forward(t->feat[0], t->argmax, t->tokens.ids, U, m->char_embed, CHAR_PAD, m, &t->cnn);
     const double t1 = elmo_now();
     t->time_cnn += t1 - t0;
     for (int i = 0; i < o->n_highway; i++)
@@ -201,20 +171,20 @@ static void token_embeddings_forward(Trainer *t, int N) {
     else memcpy(t->emb_unique, t->feat[o->n_highway], (size_t)U * F * sizeof(float));
 #pragma omp parallel for if ((long)N * P > 65536) schedule(static)
     for (int i = 0; i < N; i++)
-        memcpy(t->emb + (size_t)i * P, t->emb_unique + (size_t)t->unique_of[i] * P, (size_t)P * sizeof(float));
+        memcpy(t->emb + (size_t)i * P, t->emb_unique + (size_t)t->tokens.index_of[i] * P, (size_t)P * sizeof(float));
     t->time_highway_proj += elmo_now() - t1;
 }
 
 static void token_embeddings_backward(Trainer *t, int N) {
     const BilmModel *m = t->model;
     const ElmoOptions *o = t->opt;
-    const int F = o->total_filters, P = o->proj_dim, U = t->n_unique;
+    const int F = o->total_filters, P = o->proj_dim, U = t->tokens.n;
     BilmModel *g = &t->grad_view;
     const double t0 = elmo_now();
     /* a token's gradient is the sum over the positions it fills (in position order) */
     memset(t->demb_unique, 0, (size_t)U * P * sizeof(float));
     for (int i = 0; i < N; i++) {
-        float *du = t->demb_unique + (size_t)t->unique_of[i] * P;
+        float *du = t->demb_unique + (size_t)t->tokens.index_of[i] * P;
         const float *d = t->demb + (size_t)i * P;
         for (int k = 0; k < P; k++) du[k] += d[k];
     }
@@ -225,7 +195,7 @@ static void token_embeddings_backward(Trainer *t, int N) {
         highway_backward(t->dfeat, &g->highway[i], t->dfeat, t->feat[i], t->hw_carry[i], t->hw_transform[i],
                          &m->highway[i], U, F);
     const double t1 = elmo_now();
-    charcnn_backward(g, g->char_embed, t->dpre, t->dfeat, t->feat[0], t->argmax, t->unique_ids, U, m->char_embed, m,
+    charcnn_backward(g, g->char_embed, t->dpre, t->dfeat, t->feat[0], t->argmax, t->tokens.ids, U, m->char_embed, m,
                      &t->cnn);
     t->time_highway_proj += t1 - t0;
     t->time_cnn += elmo_now() - t1;

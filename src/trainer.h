@@ -20,6 +20,7 @@
 #include "rng.h"
 #include "softmax.h"
 #include "sparse.h"
+#include "tokenset.h"
 
 typedef enum { TRAINER_TRAIN, TRAINER_EVAL } TrainerMode;
 
@@ -47,25 +48,20 @@ typedef struct {
     float *c_final[2][ELMO_MAX_LAYERS], *h_final[2][ELMO_MAX_LAYERS];
     /* activations (N = n_dirs * B * T tokens) */
     int32_t *ids;                /* (N, C) every position's characters, direction by direction */
-    /* the char-CNN, highway and projection run once per distinct token of the batch */
-    int n_unique;
-    int32_t *unique_ids;         /* (n_unique, C) */
-    int *unique_of;              /* (N) index into unique_ids */
-    int *slots;                  /* hash table of unique indexes, -1 = empty */
-    size_t n_slots;
+    TokenSet tokens;             /* the distinct tokens: char-CNN, highway, projection run once each */
     int32_t *targets;            /* (n_dirs, B*T) */
     int32_t *argmax;             /* (N, F) */
     float *feat[65];             /* feat[0] char-CNN output, feat[i+1] highway i output (N, F) */
     float *hw_carry[64], *hw_transform[64]; /* (N, F) */
-    float *emb_unique;           /* (n_unique, P) token embeddings */
+    float *emb_unique;           /* (distinct tokens, P) token embeddings */
     float *emb;                  /* (N, P) token embedding of every position */
     float *layer_in[2][ELMO_MAX_LAYERS], *layer_out[2][ELMO_MAX_LAYERS]; /* (B,T,P) */
     float *top[2];               /* (B*T,P) top output after dropout */
     LstmCache cache[2][ELMO_MAX_LAYERS];
     LstmBackWork back[2];
     float *dtop[2], *dlayer[2];  /* (B*T,P) */
-    float *demb, *demb_unique;   /* (N,P), (n_unique,P) */
-    float *dfeat, *dpre;         /* (n_unique,F) */
+    float *demb, *demb_unique;   /* (N,P), (distinct tokens,P) */
+    float *dfeat, *dpre;         /* (distinct tokens,F) */
     CharCnnWork cnn;
     SoftmaxWork softmax_work;
     double loss[2];              /* per direction, last forward */
