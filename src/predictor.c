@@ -48,6 +48,15 @@ static void free_position_buffers(Predictor *p) {
     free(p->gates[1]);
 }
 
+double predictor_bytes(const Predictor *p, long positions) {
+    const ElmoOptions *o = p->m->opt;
+    const double n = (double)positions, P = o->proj_dim, F = o->total_filters, H = p->dims.H, Hs = p->dims.Hs;
+    /* token_emb, layer_out (2L), seq_out (L), seq_in; feat (3); gates (2); token set */
+    const double per_position = P * (1 + 2 * o->n_layers + o->n_layers + 1) + 3 * F + 2 * 4 * H + o->max_chars + 3;
+    const double states = 2.0 * o->n_layers * p->max_batch * (H + Hs) + 2.0 * 2 * p->max_batch * (2 * H + Hs);
+    return 4.0 * (n * per_position + states);
+}
+
 /* Sizes the per-position buffers for n = B*T positions (only ever grows). */
 static void reserve_positions(Predictor *p, int n) {
     if (n <= p->cap_positions) return;

@@ -47,6 +47,9 @@ typedef struct {
 } Predictor;
 
 void predictor_init(Predictor *p, const BilmModel *m, int max_batch);
+/* Bytes of the buffers a run over `positions` (B*T) positions needs, the stored states
+ * included (memory accounting, and the guard against batches that cannot fit). */
+double predictor_bytes(const Predictor *p, long positions);
 void predictor_free(Predictor *p);
 /* Zeroes the stored state of every row. */
 void predictor_reset(Predictor *p);

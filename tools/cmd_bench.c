@@ -176,14 +176,6 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     model_free(&model);
 }
 
-/* The predictor's buffers for B*T positions (what predictor_init and its first run allocate). */
-static double predictor_bytes(const Predictor *p, int positions, const ElmoOptions *o) {
-    const double n = positions, P = o->proj_dim, F = o->total_filters, H = p->dims.H, Hs = p->dims.Hs;
-    const double per_position = P * (1 + 2 * o->n_layers + o->n_layers + 1) + 3 * F + 2 * 4 * H + o->max_chars + 3;
-    const double states = 2.0 * o->n_layers * p->max_batch * (H + Hs) + 2.0 * 2 * p->max_batch * (2 * H + Hs);
-    return 4.0 * (n * per_position + states);
-}
-
 static void bench_predict(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     const int B = a->batch ? a->batch : opt->batch_size, n_words = a->unroll ? a->unroll : opt->unroll_steps;
     const int T = n_words + 2, C = opt->max_chars;
@@ -227,7 +219,7 @@ static void bench_predict(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
            pred.time_highway_proj * per, pred.time_lstm * per);
     printf("GFLOP/s: %.1f, %.0f%% of the roofline (sgemm here: %.1f GFLOP/s -> %.0f tokens/s)\n", tps * flops / 1e9,
            100.0 * tps * flops / 1e9 / sgemm, sgemm, sgemm * 1e9 / flops);
-    print_memory(predictor_bytes(&pred, B * T, opt) + (double)model.n_floats * sizeof(float) +
+    print_memory(predictor_bytes(&pred, B * T) + (double)model.n_floats * sizeof(float) +
                  (double)N_BATCHES * B * T * C * sizeof(int32_t));
     printf("sentences_per_second: %.1f\n", B / med);
     printf("tokens_per_second: %.1f\n", tps);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "common.h"
@@ -98,6 +99,7 @@ int cmd_embed(int argc, char **argv) {
 
     Predictor pred;
     predictor_init(&pred, &pm.model, batch_size);
+    const double memory_limit = 0.5 * (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     SentenceBatch batch;
     batch_init(&batch, batch_size, o->max_chars);
     float *buffer = NULL;
@@ -118,6 +120,17 @@ int cmd_embed(int argc, char **argv) {
         }
         if (rc < 0 || batch.n == 0) break;
         batch_build(&batch);
+        /* every row is padded to the longest sentence: refuse what cannot fit in memory */
+        const double batch_bytes = predictor_bytes(&pred, (long)batch.n * batch.T);
+        if (batch_bytes > memory_limit) {
+            int longest = 0;
+            for (int b = 1; b < batch.n; b++)
+                if (batch.n_tokens[b] > batch.n_tokens[longest]) longest = b;
+            rc = elmo_fail("%s:%ld: a sentence of %d tokens makes this batch need %.1f GB (more than half the "
+                           "memory); split that line or lower --batch-size",
+                           input, batch.line_no[longest], batch.n_tokens[longest] - 2, batch_bytes / 1e9);
+            break;
+        }
         predictor_run(&pred, batch.ids, batch.n, batch.T, stateless);
         size_t need = (size_t)(o->n_layers + 1) * batch.T * 2 * o->proj_dim;
         if (need > buffer_cap) {
