@@ -145,6 +145,25 @@ static void test_bad_vocab_and_options(void **state) {
     expect_embed_failure(path, weights, vocab, input, "notjson.json", NULL);
 }
 
+/* A batch whose padded buffers would exceed --max-memory is refused, naming the long line. */
+static void test_batch_over_memory_limit(void **state) {
+    char path[512];
+    FILE *f = fopen(tmp_path(path, sizeof path, "long_sentence.txt"), "w");
+    fprintf(f, "a short one\n");
+    for (int i = 0; i < 20000; i++) fprintf(f, "word ");
+    fprintf(f, "\n");
+    fclose(f);
+    expect_embed_failure(opts, weights, vocab, path, "long_sentence.txt:2: a sentence of 20000 tokens",
+                         "--max-memory 0.01");
+    /* within the limit it is embedded */
+    char args[4096], err[4096];
+    snprintf(args, sizeof args,
+             "embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet --max-memory 4", opts,
+             weights, vocab, path, output);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    remove(output);
+}
+
 static void test_bad_input_text(void **state) {
     char path[512];
     write_text_file(tmp_path(path, sizeof path, "latin1.txt"), "fine\nna\xefve caf\xe9\n");
@@ -280,6 +299,7 @@ int main(void) {
         cmocka_unit_test(test_bad_char_embed),
         cmocka_unit_test(test_bad_vocab_and_options),
         cmocka_unit_test(test_bad_input_text),
+        cmocka_unit_test(test_batch_over_memory_limit),
         cmocka_unit_test(test_failure_keeps_earlier_output),
         cmocka_unit_test(test_killed_run_keeps_earlier_output),
         cmocka_unit_test(test_usage_errors),

@@ -15,7 +15,7 @@
 
 static const char embed_help[] =
     "usage: elmo embed --options FILE --weights FILE --vocab FILE --input SENTENCES --output OUT.hdf5\n"
-    "                  [--batch-size N] [--stateless] [--threads N] [--quiet]\n\n"
+    "                  [--batch-size N] [--stateless] [--threads N] [--max-memory GB] [--quiet]\n\n"
     "Computes the ELMo embeddings of every line of SENTENCES (one tokenized sentence a line,\n"
     "tokens separated by white space, UTF-8) and writes OUT.hdf5 with one float32 dataset per\n"
     "line, named by its 0-based line index, of shape (L+1, n_tokens, 2P): layer 0 is the token\n"
@@ -30,6 +30,8 @@ static const char embed_help[] =
     "  --stateless        start every batch from zero LSTM state (default: stateful, row r of a\n"
     "                     batch continues from row r of the previous batch, as bilm-tf)\n"
     "  --threads N        threads (default: all cores)\n"
+    "  --max-memory GB    refuse a batch whose buffers would exceed this (every row is padded\n"
+    "                     to the batch's longest line; default: half the machine's memory)\n"
     "  --quiet            no progress lines\n";
 
 /* Sentences between two reopenings of the output file (bounds HDF5's memory). */
@@ -52,12 +54,14 @@ static int write_batch(hid_t file, const char *out_path, const Predictor *pred, 
 int cmd_embed(int argc, char **argv) {
     const char *options_path = NULL, *weights_path = NULL, *vocab_path = NULL, *input = NULL, *output = NULL;
     int batch_size = 64, stateless = 0, threads = 0, quiet = 0;
+    double memory_limit = 0.5 * (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     static const struct option longopts[] = {
         {"options", required_argument, 0, 'o'}, {"weights", required_argument, 0, 'w'},
         {"vocab", required_argument, 0, 'v'},   {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'O'},  {"batch-size", required_argument, 0, 'b'},
         {"stateless", no_argument, 0, 's'},     {"threads", required_argument, 0, 't'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"max-memory", required_argument, 0, 'm'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -71,6 +75,14 @@ int cmd_embed(int argc, char **argv) {
         case 's': stateless = 1; break;
         case 't': threads = (int)cli_int("--threads", optarg, 1, 1024); break;
         case 'q': quiet = 1; break;
+        case 'm': {
+            char *end;
+            const double gb = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || !(gb > 0))
+                elmo_die("--max-memory: expected a positive number of GB, got '%s'", optarg);
+            memory_limit = gb * 1e9;
+            break;
+        }
         case 'h': fputs(embed_help, stdout); return 0;
         default: fputs(embed_help, stderr); return ELMO_EXIT_FAILURE;
         }
@@ -99,7 +111,6 @@ int cmd_embed(int argc, char **argv) {
 
     Predictor pred;
     predictor_init(&pred, &pm.model, batch_size);
-    const double memory_limit = 0.5 * (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
     SentenceBatch batch;
     batch_init(&batch, batch_size, o->max_chars);
     float *buffer = NULL;
@@ -126,9 +137,10 @@ int cmd_embed(int argc, char **argv) {
             int longest = 0;
             for (int b = 1; b < batch.n; b++)
                 if (batch.n_tokens[b] > batch.n_tokens[longest]) longest = b;
-            rc = elmo_fail("%s:%ld: a sentence of %d tokens makes this batch need %.1f GB (more than half the "
-                           "memory); split that line or lower --batch-size",
-                           input, batch.line_no[longest], batch.n_tokens[longest] - 2, batch_bytes / 1e9);
+            rc = elmo_fail("%s:%ld: a sentence of %d tokens makes this batch need %.2f GB (limit %.2f GB, "
+                           "--max-memory); split that line or lower --batch-size",
+                           input, batch.line_no[longest], batch.n_tokens[longest] - 2, batch_bytes / 1e9,
+                           memory_limit / 1e9);
             break;
         }
         predictor_run(&pred, batch.ids, batch.n, batch.T, stateless);
