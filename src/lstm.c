@@ -77,28 +77,24 @@ void lstm_predict(float *out, float *c, float *h, float *gates, float *m, float 
     }
 }
 
-static float *alloc_floats(size_t n) { return xcalloc(n, sizeof(float)); }
-
-void lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d) {
-    const size_t n = (size_t)B * T;
-    c->gates = alloc_floats(n * 4 * d->H);
-    c->c_pre = alloc_floats(n * d->H);
-    c->c = alloc_floats(n * d->H);
-    c->m = alloc_floats(n * d->H);
-    c->h_pre = alloc_floats(n * d->Hs);
-    c->h = alloc_floats(n * d->Hs);
-    c->c0 = alloc_floats((size_t)B * d->H);
-    c->h0 = alloc_floats((size_t)B * d->Hs);
+/* A zeroed buffer of n floats; *bytes counts what was allocated. */
+static float *alloc_floats(size_t n, size_t *bytes) {
+    *bytes += n * sizeof(float);
+    return xcalloc(n, sizeof(float));
 }
 
-size_t lstm_cache_bytes(int B, int T, const LstmDims *d) {
+size_t lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d) {
     const size_t n = (size_t)B * T;
-    return sizeof(float) * (n * (7 * (size_t)d->H + 2 * (size_t)d->Hs) + (size_t)B * (d->H + d->Hs));
-}
-
-size_t lstm_back_work_bytes(int B, int T, const LstmDims *d) {
-    const size_t n = (size_t)B * T;
-    return sizeof(float) * (n * (4 * (size_t)d->H + 2 * (size_t)d->Hs) + (size_t)B * (2 * d->H + d->Hs));
+    size_t bytes = 0;
+    c->gates = alloc_floats(n * 4 * d->H, &bytes);
+    c->c_pre = alloc_floats(n * d->H, &bytes);
+    c->c = alloc_floats(n * d->H, &bytes);
+    c->m = alloc_floats(n * d->H, &bytes);
+    c->h_pre = alloc_floats(n * d->Hs, &bytes);
+    c->h = alloc_floats(n * d->Hs, &bytes);
+    c->c0 = alloc_floats((size_t)B * d->H, &bytes);
+    c->h0 = alloc_floats((size_t)B * d->Hs, &bytes);
+    return bytes;
 }
 
 void lstm_cache_free(LstmCache *c) {
@@ -112,14 +108,16 @@ void lstm_cache_free(LstmCache *c) {
     free(c->h0);
 }
 
-void lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d) {
+size_t lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d) {
     const size_t n = (size_t)B * T;
-    w->dz = alloc_floats(n * 4 * d->H);
-    w->dh_pre = alloc_floats(n * d->Hs);
-    w->h_prev = alloc_floats(n * d->Hs);
-    w->dh = alloc_floats((size_t)B * d->Hs);
-    w->dc = alloc_floats((size_t)B * d->H);
-    w->dm = alloc_floats((size_t)B * d->H);
+    size_t bytes = 0;
+    w->dz = alloc_floats(n * 4 * d->H, &bytes);
+    w->dh_pre = alloc_floats(n * d->Hs, &bytes);
+    w->h_prev = alloc_floats(n * d->Hs, &bytes);
+    w->dh = alloc_floats((size_t)B * d->Hs, &bytes);
+    w->dc = alloc_floats((size_t)B * d->H, &bytes);
+    w->dm = alloc_floats((size_t)B * d->H, &bytes);
+    return bytes;
 }
 
 void lstm_back_work_free(LstmBackWork *w) {

@@ -56,12 +56,10 @@ typedef struct {
     float *dh, *dc, *dm; /* (B,Hs), (B,H), (B,H) running gradients */
 } LstmBackWork;
 
-void lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d);
-/* Bytes lstm_cache_init and lstm_back_work_init allocate (memory accounting). */
-size_t lstm_cache_bytes(int B, int T, const LstmDims *d);
-size_t lstm_back_work_bytes(int B, int T, const LstmDims *d);
+/* Both return the bytes they allocated (memory accounting). */
+size_t lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d);
 void lstm_cache_free(LstmCache *c);
-void lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d);
+size_t lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d);
 void lstm_back_work_free(LstmBackWork *w);
 
 /* out (B,T,P) = the layer's outputs (h_t, + x_t with skip) for x (B,T,in) from the state

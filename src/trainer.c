@@ -61,15 +61,13 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
             t->h_final[d][l] = floats_for(t, (size_t)B * Hs);
             t->layer_in[d][l] = floats_for(t, BT * P);
             t->layer_out[d][l] = floats_for(t, BT * P);
-            lstm_cache_init(&t->cache[d][l], B, T, &t->dims);
-            t->activation_bytes += lstm_cache_bytes(B, T, &t->dims);
+            t->activation_bytes += lstm_cache_init(&t->cache[d][l], B, T, &t->dims);
             if (t->use_dropout) t->in_mask[d][l] = floats_for(t, BT * P);
         }
         t->top[d] = floats_for(t, BT * P);
         if (t->use_dropout) t->out_mask[d] = floats_for(t, BT * P);
         if (mode == TRAINER_TRAIN) {
-            lstm_back_work_init(&t->back[d], B, T, &t->dims);
-            t->activation_bytes += lstm_back_work_bytes(B, T, &t->dims);
+            t->activation_bytes += lstm_back_work_init(&t->back[d], B, T, &t->dims);
             t->dtop[d] = floats_for(t, BT * P);
             t->dlayer[d] = floats_for(t, BT * P);
         }
