@@ -29,13 +29,17 @@ ifeq ($(SANITIZE),1)
 endif
 
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) -fopenmp -Wall -Wextra -Wshadow \
-           -Wno-unused-parameter -MMD -MP -Isrc -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
+           -Wno-unused-parameter -MMD -MP -Isrc -Itrain -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
 LDFLAGS := $(OPT) -fopenmp
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lz -lm
 
-LIB_SRC   := $(wildcard src/*.c)
+# Three layers, each including only itself and the layers below it (scripts/check-layers.sh):
+# src/ the biLM, train/ what training adds, tools/ the commands and corpus preparation.
+# The subcommands (cmd_*.c, elmo.c) go into bin/elmo; everything else into libelmo.a,
+# which the tests link.
+CLI_SRC   := $(wildcard train/cmd_*.c tools/cmd_*.c) tools/elmo.c
+LIB_SRC   := $(filter-out $(CLI_SRC),$(wildcard src/*.c train/*.c tools/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=build/%.o)
-CLI_SRC   := $(wildcard tools/*.c train/*.c)
 CLI_OBJ   := $(CLI_SRC:%.c=build/%.o)
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=build/tests/%)
@@ -65,6 +69,7 @@ build/tests/%: build/tests/%.o $(TEST_UTIL) build/libelmo.a
 test: deps
 	@$(MAKE) --no-print-directory run-tests
 run-tests: bin/elmo $(TEST_BIN)
+	@sh scripts/check-layers.sh
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ./$$t || fail=1; done; \
 	 if [ $$fail -ne 0 ]; then echo "make test: FAILED"; exit 1; fi
 

@@ -7,6 +7,7 @@
 
 #include "chars.h"
 #include "cli.h"
+#include "commands.h"
 #include "common.h"
 #include "dataset.h"
 #include "linalg.h"

@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "cli.h"
+#include "commands.h"
 #include "common.h"
 
 static const char dump_help[] =

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"

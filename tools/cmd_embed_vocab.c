@@ -6,6 +6,7 @@
 
 #include "chars.h"
 #include "cli.h"
+#include "commands.h"
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"

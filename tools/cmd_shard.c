@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "common.h"
 #include "shard.h"
 #include "wordcount.h"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "common.h"
 #include "corpus.h"
 #include "wordcount.h"

@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "cli.h"
+#include "train_commands.h"
 #include "common.h"
 #include "dataset.h"
 #include "trainer.h"

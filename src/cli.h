@@ -23,15 +23,4 @@ void cli_load_prediction_model(PredictionModel *pm, const char *options_path, co
                                const char *vocab_path);
 void cli_free_prediction_model(PredictionModel *pm);
 
-/* Subcommands. */
-int cmd_embed(int argc, char **argv);
-int cmd_embed_vocab(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_train(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
-int cmd_dump_weights(int argc, char **argv);
-int cmd_vocab(int argc, char **argv);
-int cmd_shard(int argc, char **argv);
-int cmd_prepare(int argc, char **argv);
-
 #endif
