@@ -29,51 +29,110 @@ static inline float clipf(float x, float limit) {
     return x < -limit ? -limit : x;
 }
 
-void lstm_cell_step(float *restrict c, float *restrict m, const float *restrict z, const LstmDims *d) {
+/* c and c_prev may be the same buffer (prediction updates the state in place): each k
+ * reads c_prev[k] before it writes c[k], so the loop stays vectorisable. */
+void lstm_cell_step(float *gates, float *c_pre, float *c, float *m, const float *c_prev, const LstmDims *d) {
     const int H = d->H;
-    const float *zi = z, *zj = z + H, *zf = z + 2 * H, *zo = z + 3 * H;
     const float limit = d->has_cell_clip ? d->cell_clip : INFINITY;
 #pragma omp simd
     for (int k = 0; k < H; k++) {
-        float cell = fast_sigmoidf(zf[k] + 1.0f) * c[k] + fast_sigmoidf(zi[k]) * fast_tanhf(zj[k]);
-        cell = clipf(cell, limit);
-        c[k] = cell;
-        m[k] = fast_sigmoidf(zo[k]) * fast_tanhf(cell);
+        const float i = fast_sigmoidf(gates[k]), j = fast_tanhf(gates[H + k]);
+        const float f = fast_sigmoidf(gates[2 * H + k] + 1.0f), o = fast_sigmoidf(gates[3 * H + k]);
+        const float cell = f * c_prev[k] + i * j;
+        const float clipped = clipf(cell, limit);
+        gates[k] = i;
+        gates[H + k] = j;
+        gates[2 * H + k] = f;
+        gates[3 * H + k] = o;
+        c_pre[k] = cell;
+        c[k] = clipped;
+        m[k] = o * fast_tanhf(clipped);
     }
 }
 
-void lstm_predict(float *out, float *c, float *h, float *gates, float *m, float *hp, const float *x,
-                  const int *lengths, int B, int T, int skip, const LstmParams *p, const LstmDims *d) {
+void lstm_output_step(float *h, float *out, const float *s, const float *x, int skip, const LstmDims *d) {
+    for (int k = 0; k < d->Hs; k++) {
+        const float v = d->has_proj_clip ? clipf(s[k], d->proj_clip) : s[k];
+        h[k] = v;
+        out[k] = skip ? v + x[k] : v;
+    }
+}
+
+/* Element (b, t) of a sequence buffer. */
+static inline float *seq_at(SeqBuf s, int b, int t) { return s.p + (size_t)b * s.row + (size_t)t * s.step; }
+
+void lstm_forward(float *out, const LstmSeq *s, const float *x, const int *lengths, int B, int T, int skip,
+                  const LstmParams *p, const LstmDims *d) {
     const int H = d->H, Hs = d->Hs, P = d->P, in = d->in_dim, G = 4 * H;
-    /* input half for every position at once */
-    linear_forward(gates, x, p->W, p->B, B * T, in, G);
+    /* the input half x W[:in] + B for every position at once; gates are (B, T, 4H) */
+    linear_forward(s->gates, x, p->W, p->B, B * T, in, G);
     const float *W_rec = p->W + (size_t)in * G;
     for (int t = 0; t < T; t++) {
-        float *z = gates + (size_t)t * G; /* row b at z + b*T*G */
-        gemm_nn(B, G, Hs, h, Hs, W_rec, G, 1.0f, z, T * G);
+        /* h_{t-1}: the initial state at t = 0 */
+        const float *h_prev = t == 0 ? s->h0 : seq_at(s->h, 0, t - 1);
+        const int ld_prev = t == 0 ? Hs : (int)s->h.row;
+        float *z = s->gates + (size_t)t * G;
+        gemm_nn(B, G, Hs, h_prev, ld_prev, W_rec, G, 1.0f, z, T * G);
 #pragma omp parallel for if ((long)B * H > 32768) schedule(static)
-        for (int b = 0; b < B; b++)
-            if (t < lengths[b]) lstm_cell_step(c + (size_t)b * H, m + (size_t)b * H, z + (size_t)b * T * G, d);
-        const float *state = m;
-        if (d->has_proj) {
-            gemm_nn(B, P, H, m, H, p->W_P, P, 0.0f, hp, P);
-            state = hp;
-        }
         for (int b = 0; b < B; b++) {
-            float *o = out + ((size_t)b * T + t) * P;
-            if (t >= lengths[b]) {
-                memset(o, 0, (size_t)P * sizeof *o);
+            if (lengths && t >= lengths[b]) continue;
+            const float *c_prev = t == 0 ? s->c0 + (size_t)b * H : seq_at(s->c, b, t - 1);
+            lstm_cell_step(z + (size_t)b * T * G, seq_at(s->c_pre, b, t), seq_at(s->c, b, t), seq_at(s->m, b, t),
+                           c_prev, d);
+        }
+        if (d->has_proj)
+            gemm_nn(B, P, H, seq_at(s->m, 0, t), (int)s->m.row, p->W_P, P, 0.0f, seq_at(s->h_pre, 0, t),
+                    (int)s->h_pre.row);
+        const SeqBuf state = d->has_proj ? s->h_pre : s->m;
+        for (int b = 0; b < B; b++) {
+            const size_t pos = (size_t)b * T + t;
+            if (lengths && t >= lengths[b]) {
+                memset(out + pos * P, 0, (size_t)P * sizeof(float));
                 continue;
             }
-            const float *s = state + (size_t)b * Hs;
-            float *hb = h + (size_t)b * Hs;
-            const float *xb = x + ((size_t)b * T + t) * in;
-            for (int k = 0; k < Hs; k++) {
-                float v = d->has_proj_clip ? clipf(s[k], d->proj_clip) : s[k];
-                hb[k] = v;
-                o[k] = skip ? v + xb[k] : v;
-            }
+            lstm_output_step(seq_at(s->h, b, t), out + pos * P, seq_at(state, b, t), x + pos * in, skip, d);
         }
+    }
+}
+
+void lstm_predict(float *out, float *c, float *h, const LstmPredictWork *w, const float *x, const int *lengths,
+                  int B, int T, int skip, const LstmParams *p, const LstmDims *d) {
+    /* only the current state is kept (step 0): each step overwrites the one before */
+    const LstmSeq s = {
+        .gates = w->gates,
+        .c_pre = {w->c_pre, (size_t)d->H, 0},
+        .c = {c, (size_t)d->H, 0},
+        .m = {w->m, (size_t)d->H, 0},
+        .h_pre = {w->h_pre, (size_t)d->Hs, 0},
+        .h = {h, (size_t)d->Hs, 0},
+        .c0 = c,
+        .h0 = h,
+    };
+    lstm_forward(out, &s, x, lengths, B, T, skip, p, d);
+}
+
+void lstm_train_forward(float *out, float *c_final, float *h_final, LstmCache *cache, const float *x,
+                        const float *c0, const float *h0, int B, int T, int skip, const LstmParams *p,
+                        const LstmDims *d) {
+    const int H = d->H, Hs = d->Hs;
+    memcpy(cache->c0, c0, (size_t)B * H * sizeof(float));
+    memcpy(cache->h0, h0, (size_t)B * Hs * sizeof(float));
+    /* every step is kept for the backward pass: row b, step t at (b * T + t) * width */
+    const LstmSeq s = {
+        .gates = cache->gates,
+        .c_pre = {cache->c_pre, (size_t)T * H, (size_t)H},
+        .c = {cache->c, (size_t)T * H, (size_t)H},
+        .m = {cache->m, (size_t)T * H, (size_t)H},
+        .h_pre = {cache->h_pre, (size_t)T * Hs, (size_t)Hs},
+        .h = {cache->h, (size_t)T * Hs, (size_t)Hs},
+        .c0 = cache->c0,
+        .h0 = cache->h0,
+    };
+    lstm_forward(out, &s, x, NULL, B, T, skip, p, d);
+    for (int b = 0; b < B; b++) {
+        const size_t last = (size_t)b * T + T - 1;
+        memcpy(c_final + (size_t)b * H, cache->c + last * H, (size_t)H * sizeof(float));
+        memcpy(h_final + (size_t)b * Hs, cache->h + last * Hs, (size_t)Hs * sizeof(float));
     }
 }
 
@@ -127,68 +186,6 @@ void lstm_back_work_free(LstmBackWork *w) {
     free(w->dh);
     free(w->dc);
     free(w->dm);
-}
-
-/* One position's gates and cell, keeping the activations (training). */
-static void cell_step_train(float *restrict gates, float *restrict c_pre, float *restrict c, float *restrict m,
-                            const float *restrict c_prev, const LstmDims *d) {
-    const int H = d->H;
-    const float limit = d->has_cell_clip ? d->cell_clip : INFINITY;
-#pragma omp simd
-    for (int k = 0; k < H; k++) {
-        const float i = fast_sigmoidf(gates[k]), j = fast_tanhf(gates[H + k]);
-        const float f = fast_sigmoidf(gates[2 * H + k] + 1.0f), o = fast_sigmoidf(gates[3 * H + k]);
-        const float cell = f * c_prev[k] + i * j;
-        const float clipped = clipf(cell, limit);
-        gates[k] = i;
-        gates[H + k] = j;
-        gates[2 * H + k] = f;
-        gates[3 * H + k] = o;
-        c_pre[k] = cell;
-        c[k] = clipped;
-        m[k] = o * fast_tanhf(clipped);
-    }
-}
-
-void lstm_train_forward(float *out, float *c_final, float *h_final, LstmCache *cache, const float *x,
-                        const float *c0, const float *h0, int B, int T, int skip, const LstmParams *p,
-                        const LstmDims *d) {
-    const int H = d->H, Hs = d->Hs, P = d->P, in = d->in_dim, G = 4 * H;
-    memcpy(cache->c0, c0, (size_t)B * H * sizeof(float));
-    memcpy(cache->h0, h0, (size_t)B * Hs * sizeof(float));
-    linear_forward(cache->gates, x, p->W, p->B, B * T, in, G);
-    const float *W_rec = p->W + (size_t)in * G;
-    for (int t = 0; t < T; t++) {
-        const float *h_prev = t == 0 ? cache->h0 : cache->h + (size_t)(t - 1) * Hs;
-        const int ld_prev = t == 0 ? Hs : T * Hs;
-        float *z = cache->gates + (size_t)t * G;
-        gemm_nn(B, G, Hs, h_prev, ld_prev, W_rec, G, 1.0f, z, T * G);
-#pragma omp parallel for if ((long)B * H > 32768) schedule(static)
-        for (int b = 0; b < B; b++) {
-            const size_t pos = (size_t)b * T + t;
-            const float *c_prev = t == 0 ? cache->c0 + (size_t)b * H : cache->c + (pos - 1) * H;
-            cell_step_train(cache->gates + pos * G, cache->c_pre + pos * H, cache->c + pos * H, cache->m + pos * H,
-                            c_prev, d);
-        }
-        if (d->has_proj)
-            gemm_nn(B, P, H, cache->m + (size_t)t * H, T * H, p->W_P, P, 0.0f, cache->h_pre + (size_t)t * Hs, T * Hs);
-        for (int b = 0; b < B; b++) {
-            const size_t pos = (size_t)b * T + t;
-            const float *s = d->has_proj ? cache->h_pre + pos * Hs : cache->m + pos * H;
-            float *hb = cache->h + pos * Hs, *o = out + pos * P;
-            const float *xb = x + pos * in;
-            for (int k = 0; k < Hs; k++) {
-                const float v = d->has_proj_clip ? clipf(s[k], d->proj_clip) : s[k];
-                hb[k] = v;
-                o[k] = skip ? v + xb[k] : v;
-            }
-        }
-    }
-    for (int b = 0; b < B; b++) {
-        const size_t last = (size_t)b * T + T - 1;
-        memcpy(c_final + (size_t)b * H, cache->c + last * H, (size_t)H * sizeof(float));
-        memcpy(h_final + (size_t)b * Hs, cache->h + last * Hs, (size_t)Hs * sizeof(float));
-    }
 }
 
 static inline float pass_if_inside(float value, float limit, int clipped) {

@@ -24,17 +24,45 @@ typedef struct {
 
 LstmDims lstm_dims(const ElmoOptions *o);
 
-/* The gate non-linearities and the cell update for one position:
- * z (4H) pre-activations (i, j, f, o); c (H) in: previous cell, out: new cell; m (H) out. */
-void lstm_cell_step(float *restrict c, float *restrict m, const float *restrict z, const LstmDims *d);
+/* One position of one layer, the only place the cell's arithmetic is written (prediction
+ * and training both run it). gates (4H): in the pre-activations z (i, j, f, o), out the
+ * activations sigmoid(i), tanh(j), sigmoid(f + 1), sigmoid(o); c_pre (H) out: the cell
+ * before clipping; c (H) out: the clipped cell; m (H) out; c_prev (H) in (may be c). */
+void lstm_cell_step(float *gates, float *c_pre, float *c, float *m, const float *c_prev, const LstmDims *d);
+/* The step's output from s (Hs): the projection output with a projection, else m. The
+ * recurrent state h (Hs) = s clipped by proj_clip; out (P) = h (+ x (P) with skip). */
+void lstm_output_step(float *h, float *out, const float *s, const float *x, int skip, const LstmDims *d);
 
-/* Prediction over T steps of B rows (dynamic_rnn with sequence lengths): positions
- * t >= lengths[b] leave the state (c, h) of row b as it was and output zeros.
- *   out (B, T, P)   x (B, T, in)   c (B, H), h (B, Hs): state in/out
- *   gates (B*T, 4H), m (B, H), hp (B, Hs): workspaces
- */
-void lstm_predict(float *out, float *c, float *h, float *gates, float *m, float *hp, const float *x,
-                  const int *lengths, int B, int T, int skip, const LstmParams *p, const LstmDims *d);
+/* Where one quantity of the recurrence lives: element (row b, step t) at
+ * p + b * row + t * step. Training keeps every step (row = T * width, step = width);
+ * prediction keeps only the current one (row = width, step = 0), overwritten in place. */
+typedef struct {
+    float *p;
+    size_t row, step;
+} SeqBuf;
+
+typedef struct {
+    float *gates;                 /* (B, T, 4H) always: z, then the activations */
+    SeqBuf c_pre, c, m;           /* H wide */
+    SeqBuf h_pre, h;              /* Hs wide: projection output before clipping, state */
+    const float *c0, *h0;         /* (B, H), (B, Hs): the state before step 0 */
+} LstmSeq;
+
+/* The one recurrence: T steps of B rows from (c0, h0), out (B, T, P) the layer output
+ * for x (B, T, in). lengths NULL: every step of every row (training's static_rnn);
+ * otherwise dynamic_rnn: steps t >= lengths[b] leave row b's state as it was and output
+ * zeros (meaningful only with step-0 buffers, where the state is updated in place). */
+void lstm_forward(float *out, const LstmSeq *s, const float *x, const int *lengths, int B, int T, int skip,
+                  const LstmParams *p, const LstmDims *d);
+
+/* Workspaces of prediction: gates (B*T, 4H); c_pre, m (B, H); h_pre (B, Hs). */
+typedef struct {
+    float *gates, *c_pre, *m, *h_pre;
+} LstmPredictWork;
+
+/* Prediction over T steps of B rows with lengths: c (B, H), h (B, Hs) the state in/out. */
+void lstm_predict(float *out, float *c, float *h, const LstmPredictWork *w, const float *x, const int *lengths,
+                  int B, int T, int skip, const LstmParams *p, const LstmDims *d);
 
 /* Training: static_rnn over all T steps of B rows (no lengths), caching what backward
  * needs. All buffers (B, T, width), row b*T + t. */
@@ -62,7 +90,7 @@ void lstm_cache_free(LstmCache *c);
 size_t lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d);
 void lstm_back_work_free(LstmBackWork *w);
 
-/* out (B,T,P) = the layer's outputs (h_t, + x_t with skip) for x (B,T,in) from the state
+/* lstm_forward keeping every step in the cache: out (B,T,P) for x (B,T,in) from the state
  * (c0, h0) (copied into the cache); c_final, h_final (B,H), (B,Hs) receive the state
  * after step T-1. */
 void lstm_train_forward(float *out, float *c_final, float *h_final, LstmCache *cache, const float *x,

@@ -30,6 +30,7 @@ void predictor_init(Predictor *p, const BilmModel *m, int max_batch) {
         p->zero_c[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
         p->zero_h[d] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
         p->m_ws[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
+        p->cpre_ws[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
         p->hp_ws[d] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
     }
 }
@@ -53,7 +54,7 @@ double predictor_bytes(const Predictor *p, long positions) {
     const double n = (double)positions, P = o->proj_dim, F = o->total_filters, H = p->dims.H, Hs = p->dims.Hs;
     /* token_emb, layer_out (2L), seq_out (L), seq_in; feat (3); gates (2); token set */
     const double per_position = P * (1 + 2 * o->n_layers + o->n_layers + 1) + 3 * F + 2 * 4 * H + o->max_chars + 3;
-    const double states = 2.0 * o->n_layers * p->max_batch * (H + Hs) + 2.0 * 2 * p->max_batch * (2 * H + Hs);
+    const double states = 2.0 * o->n_layers * p->max_batch * (H + Hs) + 2.0 * 2 * p->max_batch * (3 * H + Hs);
     return 4.0 * (n * per_position + states);
 }
 
@@ -92,6 +93,7 @@ void predictor_free(Predictor *p) {
         free(p->zero_c[d]);
         free(p->zero_h[d]);
         free(p->m_ws[d]);
+        free(p->cpre_ws[d]);
         free(p->hp_ws[d]);
     }
     memset(p, 0, sizeof *p);
@@ -136,6 +138,7 @@ static void run_direction(Predictor *p, int d, int B, int T, int stateless) {
     const ElmoOptions *o = m->opt;
     const int P = o->proj_dim, L = o->n_layers;
     const float *x = p->token_emb;
+    const LstmPredictWork work = {p->gates[d], p->cpre_ws[d], p->m_ws[d], p->hp_ws[d]};
     if (d == 1) {
         reverse_rows(p->seq_in, p->token_emb, p->lengths, B, T, P);
         x = p->seq_in;
@@ -148,7 +151,7 @@ static void run_direction(Predictor *p, int d, int B, int T, int stateless) {
             memset(h, 0, (size_t)B * p->dims.Hs * sizeof(float));
         }
         float *out = d == 0 ? p->layer_out[0][l] : p->seq_out[l];
-        lstm_predict(out, c, h, p->gates[d], p->m_ws[d], p->hp_ws[d], x, p->lengths, B, T,
+        lstm_predict(out, c, h, &work, x, p->lengths, B, T,
                      o->use_skip_connections && l > 0, &m->lstm[d][l], &p->dims);
         x = out;
     }

@@ -40,7 +40,7 @@ typedef struct {
     /* per direction: the two directions run concurrently, one thread each, because the
      * per-step GEMMs are too small to share between cores (../shared/MACHINE.md) */
     float *gates[2];            /* (B*T, 4H) */
-    float *m_ws[2], *hp_ws[2];  /* (B, H), (B, Hs) */
+    float *m_ws[2], *cpre_ws[2], *hp_ws[2]; /* (B, H), (B, H), (B, Hs) */
     float *zero_c[2], *zero_h[2]; /* stateless runs */
     /* seconds spent so far, per phase (for `elmo bench`) */
     double time_cnn, time_highway_proj, time_lstm;

@@ -147,9 +147,10 @@ static void test_lstm_step_with_clipping(void **state) {
     const float W_P[2] = {2.0f, 1.5f};
     LstmParams p = {W, Bias, W_P, 1};
     const float x = 0.7f, h_prev = -0.4f;
-    float c[2] = {5.0f, -5.0f}, h[1] = {h_prev}, out[1], gates[8], m[2], hp[1];
+    float c[2] = {5.0f, -5.0f}, h[1] = {h_prev}, out[1], gates[8], c_pre[2], m[2], hp[1];
     const int len = 1;
-    lstm_predict(out, c, h, gates, m, hp, &x, &len, 1, 1, 0, &p, &d);
+    const LstmPredictWork w = {gates, c_pre, m, hp};
+    lstm_predict(out, c, h, &w, &x, &len, 1, 1, 0, &p, &d);
     double z[8], cexp[2], mexp[2];
     for (int k = 0; k < 8; k++) z[k] = x * W[k] + h_prev * W[8 + k] + Bias[k];
     const double cprev[2] = {5, -5};
@@ -211,7 +212,8 @@ static void lstm_naive(double *out, double *c, double *h, const float *x, const 
 }
 
 /* lstm_predict equals the naive loops with and without projection, clipping and skip,
- * for rows of different lengths (one empty), starting from a non-zero state. */
+ * for rows of different lengths (one empty), starting from a non-zero state; so does
+ * lstm_train_forward over every step from the same state. */
 static void test_lstm_predict_matches_naive(void **state) {
     const struct { int H, P; const char *extra; int skip; } cases[] = {
         {16, 8, ", \"cell_clip\": 0.5, \"proj_clip\": 0.1", 1},
@@ -238,8 +240,30 @@ static void test_lstm_predict_matches_naive(void **state) {
         for (int i = 0; i < B * Hs; i++) hn[i] = h[i];
         float *out = malloc((size_t)B * T * P * sizeof(float)), *gates = malloc((size_t)B * T * 4 * H * sizeof(float));
         float *mw = calloc((size_t)B * H, sizeof(float)), *hp = calloc((size_t)B * Hs, sizeof(float));
+        float *cpre = calloc((size_t)B * H, sizeof(float));
         double *outn = malloc((size_t)B * T * P * sizeof(double));
-        lstm_predict(out, c, h, gates, mw, hp, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);
+        const LstmPredictWork w = {gates, cpre, mw, hp};
+        /* training's forward from the same state, every step of every row */
+        LstmCache cache;
+        lstm_cache_init(&cache, B, T, &d);
+        float *out_train = malloc((size_t)B * T * P * sizeof(float));
+        float *c_final = malloc((size_t)B * H * sizeof(float)), *h_final = malloc((size_t)B * Hs * sizeof(float));
+        lstm_train_forward(out_train, c_final, h_final, &cache, x, c, h, B, T, cases[ci].skip, &m.lstm[0][1], &d);
+        const int full[3] = {T, T, T};
+        double *outt = malloc((size_t)B * T * P * sizeof(double));
+        double *ct = malloc((size_t)B * H * sizeof(double)), *ht = malloc((size_t)B * Hs * sizeof(double));
+        memcpy(ct, cn, (size_t)B * H * sizeof(double));
+        memcpy(ht, hn, (size_t)B * Hs * sizeof(double));
+        lstm_naive(outt, ct, ht, x, full, B, T, cases[ci].skip, &m.lstm[0][1], &d);
+        double worst_train = 0;
+        for (int i = 0; i < B * T * P; i++) worst_train = fmax(worst_train, fabs(out_train[i] - outt[i]));
+        for (int i = 0; i < B * H; i++) worst_train = fmax(worst_train, fabs(c_final[i] - ct[i]));
+        for (int i = 0; i < B * Hs; i++) worst_train = fmax(worst_train, fabs(h_final[i] - ht[i]));
+        print_message("lstm case %zu: training forward max abs diff %g\n", ci, worst_train);
+        assert_true(worst_train < 2e-6);
+        lstm_cache_free(&cache);
+        free(out_train); free(c_final); free(h_final); free(outt); free(ct); free(ht);
+        lstm_predict(out, c, h, &w, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);
         lstm_naive(outn, cn, hn, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);
         double worst = 0;
         for (int i = 0; i < B * T * P; i++) worst = fmax(worst, fabs(out[i] - outn[i]));
@@ -247,7 +271,7 @@ static void test_lstm_predict_matches_naive(void **state) {
         for (int i = 0; i < B * Hs; i++) worst = fmax(worst, fabs(h[i] - hn[i]));
         print_message("lstm case %zu: max abs diff %g\n", ci, worst);
         assert_true(worst < 2e-6);
-        free(x); free(c); free(h); free(cn); free(hn); free(out); free(gates); free(mw); free(hp); free(outn);
+        free(x); free(c); free(h); free(cn); free(hn); free(out); free(gates); free(mw); free(hp); free(cpre); free(outn);
         model_free(&m);
         options_free(&o);
     }
