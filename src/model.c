@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,124 +13,185 @@
 #include "h5io.h"
 #include "rng.h"
 
-static void add_entry(BilmModel *m, const char *name, int rank, int d0, int d1, int d2, int d3) {
-    CHECK(m->n_entries < MODEL_MAX_PARAMS, "too many parameters");
-    ParamEntry *e = &m->entries[m->n_entries++];
-    snprintf(e->name, sizeof e->name, "%s", name);
-    e->rank = rank;
-    int d[4] = {d0, d1, d2, d3};
-    e->size = 1;
-    for (int i = 0; i < rank; i++) {
-        e->shape[i] = d[i];
-        e->size *= (size_t)d[i];
+/* How many tensors of a kind a model has, and which view struct holds their pointers. */
+typedef enum { ONCE, PER_FILTER, PER_HIGHWAY, PER_LSTM } Repeat;
+/* Which models have the tensor at all. */
+typedef enum { ALWAYS, WITH_CHAR_PROJ, WITH_LSTM_PROJ, WITH_SOFTMAX } Presence;
+/* A dimension, in terms of the options (and of the filter kind for the CNN). */
+typedef enum { D_ONE = 1, D_CHAR_ROWS, D_DE, D_WIDTH, D_COUNT, D_F, D_P, D_LSTM_IN, D_4H, D_H, D_V } Dim;
+/* Initialisation of a new model (SPEC.md section 5); N(0, v) has variance v. */
+typedef enum {
+    INIT_UNIFORM_1,  /* U(-1, 1) */
+    INIT_CNN,        /* relu: U(-0.05, 0.05); tanh: N(0, 1 / (w * De)) */
+    INIT_FAN_IN,     /* N(0, 1 / rows) */
+    INIT_GLOROT,     /* U(-a, a), a = sqrt(6 / (rows + columns)) */
+    INIT_SOFTMAX,    /* N(0, 1 / P) */
+    INIT_MINUS_2,    /* -2: the carry gate starts mostly closed */
+    INIT_ZERO,
+} Init;
+
+typedef struct {
+    const char *name, *tf_name; /* printf formats of the repeat's indices */
+    Repeat repeat;
+    Presence presence;
+    int rank;
+    Dim dims[4];
+    Init init;
+    int row_sparse;
+    size_t view;                /* offset of the float * in BilmModel or the repeat's view struct */
+} ParamSpec;
+
+#define LSTM_CELL "RNN_%d/RNN/MultiRNNCell/Cell%d/LSTMCell/"
+#define TF_LSTM_CELL "lm/RNN_%d/rnn/multi_rnn_cell/cell_%d/lstm_cell/"
+
+/* THE parameter table. Rows of the same repeat that follow each other form a group laid
+ * out instance by instance (W_cnn_0, b_cnn_0, W_cnn_1, ...), which is the order of the
+ * file, of the buffer, and of the random draws of model_init_random. */
+static const ParamSpec PARAM_TABLE[PARAM_KINDS] = {
+    [PARAM_CHAR_EMBED] = {"char_embed", "lm/char_embed", ONCE, ALWAYS, 2, {D_CHAR_ROWS, D_DE}, INIT_UNIFORM_1, 0,
+                          offsetof(BilmModel, char_embed)},
+    [PARAM_CNN_W] = {"CNN/W_cnn_%d", "lm/CNN/W_cnn_%d", PER_FILTER, ALWAYS, 4, {D_ONE, D_WIDTH, D_DE, D_COUNT},
+                     INIT_CNN, 0, offsetof(ConvParams, W)},
+    [PARAM_CNN_B] = {"CNN/b_cnn_%d", "lm/CNN/b_cnn_%d", PER_FILTER, ALWAYS, 1, {D_COUNT}, INIT_ZERO, 0,
+                     offsetof(ConvParams, b)},
+    [PARAM_HIGHWAY_W_CARRY] = {"CNN_high_%d/W_carry", "lm/CNN_high_%d/W_carry", PER_HIGHWAY, ALWAYS, 2, {D_F, D_F},
+                               INIT_FAN_IN, 0, offsetof(HighwayParams, W_carry)},
+    [PARAM_HIGHWAY_B_CARRY] = {"CNN_high_%d/b_carry", "lm/CNN_high_%d/b_carry", PER_HIGHWAY, ALWAYS, 1, {D_F},
+                               INIT_MINUS_2, 0, offsetof(HighwayParams, b_carry)},
+    [PARAM_HIGHWAY_W_TRANSFORM] = {"CNN_high_%d/W_transform", "lm/CNN_high_%d/W_transform", PER_HIGHWAY, ALWAYS, 2,
+                                   {D_F, D_F}, INIT_FAN_IN, 0, offsetof(HighwayParams, W_transform)},
+    [PARAM_HIGHWAY_B_TRANSFORM] = {"CNN_high_%d/b_transform", "lm/CNN_high_%d/b_transform", PER_HIGHWAY, ALWAYS, 1,
+                                   {D_F}, INIT_ZERO, 0, offsetof(HighwayParams, b_transform)},
+    [PARAM_PROJ_W] = {"CNN_proj/W_proj", "lm/CNN_proj/W_proj", ONCE, WITH_CHAR_PROJ, 2, {D_F, D_P}, INIT_FAN_IN, 0,
+                      offsetof(BilmModel, W_proj)},
+    [PARAM_PROJ_B] = {"CNN_proj/b_proj", "lm/CNN_proj/b_proj", ONCE, WITH_CHAR_PROJ, 1, {D_P}, INIT_ZERO, 0,
+                      offsetof(BilmModel, b_proj)},
+    /* every layer's input is P wide: the token embedding or the layer below */
+    [PARAM_LSTM_W] = {LSTM_CELL "W_0", TF_LSTM_CELL "kernel", PER_LSTM, ALWAYS, 2, {D_LSTM_IN, D_4H}, INIT_GLOROT, 0,
+                      offsetof(LstmParams, W)},
+    [PARAM_LSTM_B] = {LSTM_CELL "B", TF_LSTM_CELL "bias", PER_LSTM, ALWAYS, 1, {D_4H}, INIT_ZERO, 0,
+                      offsetof(LstmParams, B)},
+    [PARAM_LSTM_W_P] = {LSTM_CELL "W_P_0", TF_LSTM_CELL "projection/kernel", PER_LSTM, WITH_LSTM_PROJ, 2, {D_H, D_P},
+                        INIT_GLOROT, 0, offsetof(LstmParams, W_P)},
+    /* last, so that the dense tensors are one prefix of the buffer */
+    [PARAM_SOFTMAX_W] = {"softmax/W", "lm/softmax/W", ONCE, WITH_SOFTMAX, 2, {D_V, D_P}, INIT_SOFTMAX, 1,
+                         offsetof(BilmModel, softmax_W)},
+    [PARAM_SOFTMAX_B] = {"softmax/b", "lm/softmax/b", ONCE, WITH_SOFTMAX, 1, {D_V}, INIT_ZERO, 1,
+                         offsetof(BilmModel, softmax_b)},
+};
+
+static int is_present(const ParamSpec *s, const BilmModel *m) {
+    switch (s->presence) {
+    case WITH_CHAR_PROJ: return options_use_char_proj(m->opt);
+    case WITH_LSTM_PROJ: return options_use_lstm_proj(m->opt);
+    case WITH_SOFTMAX: return m->softmax_vocab > 0;
+    default: return 1;
     }
-    /* keep every tensor 64-byte aligned */
+}
+
+static int instances(Repeat r, const ElmoOptions *o) {
+    switch (r) {
+    case PER_FILTER: return o->n_filter_kinds;
+    case PER_HIGHWAY: return o->n_highway;
+    case PER_LSTM: return 2 * o->n_layers;
+    default: return 1;
+    }
+}
+
+static int dim_value(Dim d, const BilmModel *m, int instance) {
+    const ElmoOptions *o = m->opt;
+    switch (d) {
+    case D_CHAR_ROWS: return CHAR_TABLE_ROWS;
+    case D_DE: return o->char_dim;
+    case D_WIDTH: return o->filter_width[instance];
+    case D_COUNT: return o->filter_count[instance];
+    case D_F: return o->total_filters;
+    case D_P: return o->proj_dim;
+    case D_LSTM_IN: return o->proj_dim + options_state_dim(o);
+    case D_4H: return 4 * o->lstm_dim;
+    case D_H: return o->lstm_dim;
+    case D_V: return (int)m->softmax_vocab;
+    default: return 1;
+    }
+}
+
+/* Adds the tensor of kind k, instance i (an LSTM's is direction * n_layers + layer). */
+static void add_entry(BilmModel *m, ParamKind k, int i, int keep) {
+    const ParamSpec *s = &PARAM_TABLE[k];
+    const int L = m->opt->n_layers;
+    if (!keep) {
+        m->n_entries++;
+        return;
+    }
+    ParamEntry *e = &m->entries[m->n_entries++];
+    e->kind = k;
+    e->index[0] = s->repeat == PER_LSTM ? i / L : i;
+    e->index[1] = s->repeat == PER_LSTM ? i % L : 0;
+    snprintf(e->name, sizeof e->name, s->name, e->index[0], e->index[1]);
+    snprintf(e->tf_name, sizeof e->tf_name, s->tf_name, e->index[0], e->index[1]);
+    e->rank = s->rank;
+    e->row_sparse = s->row_sparse;
+    e->size = 1;
+    for (int r = 0; r < s->rank; r++) {
+        e->shape[r] = dim_value(s->dims[r], m, i);
+        e->size *= (size_t)e->shape[r];
+    }
+    /* every tensor 64-byte aligned */
     e->offset = m->n_floats;
     m->n_floats += (e->size + 15) / 16 * 16;
+    CHECK(!e->row_sparse || k >= PARAM_SOFTMAX_W, "row-sparse tensors come last");
 }
 
-
-static void lstm_param_prefix(char *buf, size_t size, int direction, int layer) {
-    snprintf(buf, size, "RNN_%d/RNN/MultiRNNCell/Cell%d/LSTMCell/", direction, layer);
+/* Walks the table group by group (consecutive rows of one repeat), instance by
+ * instance; keep = 0 only counts the entries. */
+static void lay_out(BilmModel *m, int keep) {
+    m->n_entries = 0;
+    m->n_floats = 0;
+    for (int first = 0; first < PARAM_KINDS;) {
+        int end = first;
+        while (end < PARAM_KINDS && PARAM_TABLE[end].repeat == PARAM_TABLE[first].repeat) end++;
+        for (int i = 0; i < instances(PARAM_TABLE[first].repeat, m->opt); i++)
+            for (int k = first; k < end; k++)
+                if (is_present(&PARAM_TABLE[k], m)) add_entry(m, (ParamKind)k, i, keep);
+        first = end;
+    }
 }
 
-/* The tensor `name` inside buffer, or NULL when it lies beyond `available` floats. */
-static float *tensor_at(const BilmModel *m, float *buffer, size_t available, const char *name) {
-    const ParamEntry *e = model_find(m, name);
-    CHECK(e, "no parameter %s", name);
-    return e->offset + e->size <= available ? buffer + e->offset : NULL;
+/* The address of entry e's view pointer inside model m. */
+static float **view_slot(BilmModel *m, const ParamEntry *e) {
+    const ParamSpec *s = &PARAM_TABLE[e->kind];
+    char *base = (char *)m;
+    switch (s->repeat) {
+    case PER_FILTER: base = (char *)&m->conv[e->index[0]]; break;
+    case PER_HIGHWAY: base = (char *)&m->highway[e->index[0]]; break;
+    case PER_LSTM: base = (char *)&m->lstm[e->index[0]][e->index[1]]; break;
+    default: break;
+    }
+    return (float **)(base + s->view);
 }
 
 /* Points every view of m at its tensor inside buffer (NULL beyond `available` floats). */
 static void bind_views(BilmModel *m, float *buffer, size_t available) {
     const ElmoOptions *o = m->opt;
-    char name[80], prefix[64];
-    m->char_embed = tensor_at(m, buffer, available, "char_embed");
+    for (int i = 0; i < m->n_entries; i++) {
+        const ParamEntry *e = &m->entries[i];
+        *view_slot(m, e) = e->offset + e->size <= available ? buffer + e->offset : NULL;
+    }
     for (int k = 0; k < o->n_filter_kinds; k++) {
-        snprintf(name, sizeof name, "CNN/W_cnn_%d", k);
-        m->conv[k].W = tensor_at(m, buffer, available, name);
-        snprintf(name, sizeof name, "CNN/b_cnn_%d", k);
-        m->conv[k].b = tensor_at(m, buffer, available, name);
         m->conv[k].width = o->filter_width[k];
         m->conv[k].count = o->filter_count[k];
     }
-    for (int i = 0; i < o->n_highway; i++) {
-        HighwayParams *h = &m->highway[i];
-        snprintf(name, sizeof name, "CNN_high_%d/W_carry", i);
-        h->W_carry = tensor_at(m, buffer, available, name);
-        snprintf(name, sizeof name, "CNN_high_%d/b_carry", i);
-        h->b_carry = tensor_at(m, buffer, available, name);
-        snprintf(name, sizeof name, "CNN_high_%d/W_transform", i);
-        h->W_transform = tensor_at(m, buffer, available, name);
-        snprintf(name, sizeof name, "CNN_high_%d/b_transform", i);
-        h->b_transform = tensor_at(m, buffer, available, name);
-    }
-    if (options_use_char_proj(o)) {
-        m->W_proj = tensor_at(m, buffer, available, "CNN_proj/W_proj");
-        m->b_proj = tensor_at(m, buffer, available, "CNN_proj/b_proj");
-    }
     for (int d = 0; d < 2; d++)
-        for (int l = 0; l < o->n_layers; l++) {
-            LstmParams *p = &m->lstm[d][l];
-            lstm_param_prefix(prefix, sizeof prefix, d, l);
-            snprintf(name, sizeof name, "%sW_0", prefix);
-            p->W = tensor_at(m, buffer, available, name);
-            snprintf(name, sizeof name, "%sB", prefix);
-            p->B = tensor_at(m, buffer, available, name);
-            snprintf(name, sizeof name, "%sW_P_0", prefix);
-            p->W_P = options_use_lstm_proj(o) ? tensor_at(m, buffer, available, name) : NULL;
-            p->in_dim = o->proj_dim;
-        }
-    if (m->softmax_vocab > 0) {
-        m->softmax_W = tensor_at(m, buffer, available, "softmax/W");
-        m->softmax_b = tensor_at(m, buffer, available, "softmax/b");
-    }
+        for (int l = 0; l < o->n_layers; l++) m->lstm[d][l].in_dim = o->proj_dim;
 }
 
 void model_init_layout(BilmModel *m, const ElmoOptions *o, long softmax_vocab) {
     memset(m, 0, sizeof *m);
     m->opt = o;
     m->softmax_vocab = softmax_vocab;
-    const int De = o->char_dim, F = o->total_filters, P = o->proj_dim, H = o->lstm_dim;
-    char name[80], prefix[64];
-    add_entry(m, "char_embed", 2, CHAR_TABLE_ROWS, De, 0, 0);
-    for (int k = 0; k < o->n_filter_kinds; k++) {
-        snprintf(name, sizeof name, "CNN/W_cnn_%d", k);
-        add_entry(m, name, 4, 1, o->filter_width[k], De, o->filter_count[k]);
-        snprintf(name, sizeof name, "CNN/b_cnn_%d", k);
-        add_entry(m, name, 1, o->filter_count[k], 0, 0, 0);
-    }
-    for (int i = 0; i < o->n_highway; i++) {
-        static const char *const parts[4][2] = {
-            {"W_carry", "2"}, {"b_carry", "1"}, {"W_transform", "2"}, {"b_transform", "1"}};
-        for (int p = 0; p < 4; p++) {
-            snprintf(name, sizeof name, "CNN_high_%d/%s", i, parts[p][0]);
-            if (parts[p][1][0] == '2') add_entry(m, name, 2, F, F, 0, 0);
-            else add_entry(m, name, 1, F, 0, 0, 0);
-        }
-    }
-    if (options_use_char_proj(o)) {
-        add_entry(m, "CNN_proj/W_proj", 2, F, P, 0, 0);
-        add_entry(m, "CNN_proj/b_proj", 1, P, 0, 0, 0);
-    }
-    const int Hs = options_state_dim(o);
-    for (int d = 0; d < 2; d++)
-        for (int l = 0; l < o->n_layers; l++) {
-            lstm_param_prefix(prefix, sizeof prefix, d, l);
-            /* every layer's input is P wide: the token embedding or the layer below */
-            snprintf(name, sizeof name, "%sW_0", prefix);
-            add_entry(m, name, 2, P + Hs, 4 * H, 0, 0);
-            snprintf(name, sizeof name, "%sB", prefix);
-            add_entry(m, name, 1, 4 * H, 0, 0, 0);
-            if (options_use_lstm_proj(o)) {
-                snprintf(name, sizeof name, "%sW_P_0", prefix);
-                add_entry(m, name, 2, H, P, 0, 0);
-            }
-        }
-    if (softmax_vocab > 0) {
-        add_entry(m, "softmax/W", 2, (int)softmax_vocab, P, 0, 0);
-        add_entry(m, "softmax/b", 1, (int)softmax_vocab, 0, 0, 0);
-    }
+    lay_out(m, 0);
+    m->entries = xcalloc((size_t)m->n_entries, sizeof *m->entries);
+    lay_out(m, 1);
     m->data = xmalloc_aligned(m->n_floats * sizeof(float));
     memset(m->data, 0, m->n_floats * sizeof(float));
     bind_views(m, m->data, m->n_floats);
@@ -148,8 +210,9 @@ void model_view(BilmModel *view, const BilmModel *m, float *buffer, size_t n_flo
 }
 
 size_t model_dense_floats(const BilmModel *m) {
-    const ParamEntry *e = model_find(m, "softmax/W");
-    return e ? e->offset : m->n_floats;
+    for (int i = 0; i < m->n_entries; i++)
+        if (m->entries[i].row_sparse) return m->entries[i].offset;
+    return m->n_floats;
 }
 
 float *model_param(BilmModel *m, const char *name) {
@@ -158,12 +221,6 @@ float *model_param(BilmModel *m, const char *name) {
     return m->data + e->offset;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-/* SPEC section 5: initialisation of a new model. N(0, v) has variance v. */
 void model_init_random(BilmModel *m, uint64_t seed) {
     const ElmoOptions *o = m->opt;
     Rng rng;
@@ -171,27 +228,38 @@ void model_init_random(BilmModel *m, uint64_t seed) {
     for (int i = 0; i < m->n_entries; i++) {
         const ParamEntry *e = &m->entries[i];
         float *x = m->data + e->offset;
-        const char *n = e->name;
-        if (strcmp(n, "char_embed") == 0) {
+        switch (PARAM_TABLE[e->kind].init) {
+        case INIT_UNIFORM_1:
             for (size_t k = 0; k < e->size; k++) x[k] = (float)(2.0 * rng_uniform(&rng) - 1.0);
-        } else if (strncmp(n, "CNN/W_cnn_", 10) == 0) {
-            double sd = sqrt(1.0 / (e->shape[1] * o->char_dim));
+            break;
+        case INIT_CNN: {
+            const double sd = sqrt(1.0 / (e->shape[1] * o->char_dim));
             for (size_t k = 0; k < e->size; k++)
                 x[k] = o->activation == ELMO_ACT_RELU ? (float)(0.1 * rng_uniform(&rng) - 0.05)
                                                       : (float)(sd * rng_normal(&rng));
-        } else if (ends_with(n, "/W_carry") || ends_with(n, "/W_transform") || strcmp(n, "CNN_proj/W_proj") == 0) {
-            double sd = sqrt(1.0 / e->shape[0]);
+            break;
+        }
+        case INIT_FAN_IN: {
+            const double sd = sqrt(1.0 / e->shape[0]);
             for (size_t k = 0; k < e->size; k++) x[k] = (float)(sd * rng_normal(&rng));
-        } else if (ends_with(n, "/b_carry")) {
-            for (size_t k = 0; k < e->size; k++) x[k] = -2.0f;
-        } else if (ends_with(n, "/W_0") || ends_with(n, "/W_P_0")) {
-            double limit = sqrt(6.0 / (e->shape[0] + e->shape[1])); /* Glorot uniform */
+            break;
+        }
+        case INIT_GLOROT: {
+            const double limit = sqrt(6.0 / (e->shape[0] + e->shape[1]));
             for (size_t k = 0; k < e->size; k++) x[k] = (float)(limit * (2.0 * rng_uniform(&rng) - 1.0));
-        } else if (strcmp(n, "softmax/W") == 0) {
-            double sd = sqrt(1.0 / o->proj_dim);
+            break;
+        }
+        case INIT_SOFTMAX: {
+            const double sd = sqrt(1.0 / o->proj_dim);
             for (size_t k = 0; k < e->size; k++) x[k] = (float)(sd * rng_normal(&rng));
-        } else {
-            memset(x, 0, e->size * sizeof *x); /* every other bias */
+            break;
+        }
+        case INIT_MINUS_2:
+            for (size_t k = 0; k < e->size; k++) x[k] = -2.0f;
+            break;
+        case INIT_ZERO:
+            memset(x, 0, e->size * sizeof *x);
+            break;
         }
     }
 }
@@ -243,9 +311,9 @@ static int load_tensors(BilmModel *m, const char *path, int require_softmax, int
         const ParamEntry *e = &m->entries[i];
         hsize_t dims[H5IO_MAX_RANK];
         entry_dims(e, dims);
-        const int is_softmax = strncmp(e->name, "softmax/", 8) == 0;
+        const int is_softmax = PARAM_TABLE[e->kind].presence == WITH_SOFTMAX;
         if (is_softmax && !require_softmax && !has_same_shape(file, path, e)) continue;
-        if (strcmp(e->name, "char_embed") == 0) rc = load_char_embed(m, file, path, e);
+        if (e->kind == PARAM_CHAR_EMBED) rc = load_char_embed(m, file, path, e);
         else rc = h5io_read_floats(file, path, e->name, e->rank, dims, m->data + e->offset);
         if (rc == 0 && is_softmax && softmax_loaded) *softmax_loaded = 1;
     }
@@ -270,7 +338,7 @@ int model_save(const BilmModel *m, const char *path, int with_softmax) {
     int rc = 0;
     for (int i = 0; i < m->n_entries && rc == 0; i++) {
         const ParamEntry *e = &m->entries[i];
-        if (!with_softmax && strncmp(e->name, "softmax/", 8) == 0) continue;
+        if (!with_softmax && PARAM_TABLE[e->kind].presence == WITH_SOFTMAX) continue;
         hsize_t dims[H5IO_MAX_RANK];
         entry_dims(e, dims);
         rc = h5io_write_floats(file, path, e->name, e->rank, dims, m->data + e->offset);
@@ -285,5 +353,7 @@ int model_save(const BilmModel *m, const char *path, int with_softmax) {
 
 void model_free(BilmModel *m) {
     free(m->data);
+    free(m->entries);
     m->data = NULL;
+    m->entries = NULL;
 }

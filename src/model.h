@@ -1,9 +1,12 @@
 /* model.h - the parameters of the biLM: one buffer, one table (SPEC.md section 7).
  *
- * A single static description {HDF5 name, shape, offset} drives allocation,
- * initialisation, loading and saving (and, for training, gradients and optimiser
- * state, which share the layout). The names are the released HDF5 names, so the
- * mapping between the file and memory is the identity.
+ * One static table in model.c describes every kind of tensor: its weight-file name, its
+ * TensorFlow name, its shape in terms of the options, its initialisation, whether its
+ * gradient is row-sparse, and the view that points at it. Everything else derives from
+ * it: the layout for given options (model_init_layout), the views, initialisation,
+ * loading and saving, and in training the gradients, the Adagrad slots and the
+ * checkpoint datasets, which share the layout. The names are the released HDF5 names, so
+ * the mapping between the file and memory is the identity.
  */
 #ifndef ELMO_MODEL_H
 #define ELMO_MODEL_H
@@ -13,13 +16,29 @@
 
 #include "options.h"
 
-#define MODEL_MAX_PARAMS 256
+/* The kinds of tensor of the biLM, in file order. The table in model.c says, for each,
+ * its names, shape, initialisation and how its gradient is kept. */
+typedef enum {
+    PARAM_CHAR_EMBED,
+    PARAM_CNN_W, PARAM_CNN_B,                                   /* per filter kind */
+    PARAM_HIGHWAY_W_CARRY, PARAM_HIGHWAY_B_CARRY,                /* per highway layer */
+    PARAM_HIGHWAY_W_TRANSFORM, PARAM_HIGHWAY_B_TRANSFORM,
+    PARAM_PROJ_W, PARAM_PROJ_B,                                 /* when F != P */
+    PARAM_LSTM_W, PARAM_LSTM_B, PARAM_LSTM_W_P,                 /* per direction and layer */
+    PARAM_SOFTMAX_W, PARAM_SOFTMAX_B,                           /* training only */
+    PARAM_KINDS
+} ParamKind;
 
+/* One tensor of a model laid out for its options. */
 typedef struct {
-    char name[80];        /* HDF5 path, e.g. "CNN_high_0/W_carry" */
+    ParamKind kind;
+    int index[2];         /* filter kind, highway layer, or (direction, layer) of the LSTM */
+    char name[96];        /* weight-file (and checkpoint) dataset, e.g. "CNN_high_0/W_carry" */
+    char tf_name[112];    /* bilm-tf's TensorFlow variable, e.g. "lm/CNN_high_0/W_carry" */
     int rank;
     int shape[4];
     size_t offset, size;  /* in floats, within the parameter buffer */
+    int row_sparse;       /* gradient kept as the rows a batch touched (the softmax) */
 } ParamEntry;
 
 /* Views of one layer's tensors inside a buffer laid out by the table: the parameters,
@@ -30,7 +49,7 @@ typedef struct { float *W, *B, *W_P; int in_dim; } LstmParams;  /* W (in+Hs, 4H)
 
 typedef struct {
     const ElmoOptions *opt;          /* not owned; must outlive the model */
-    ParamEntry entries[MODEL_MAX_PARAMS];
+    ParamEntry *entries;             /* the table's rows for these options, in file order */
     int n_entries;
     size_t n_floats;
     float *data;                     /* all parameters, in table order */
@@ -38,7 +57,7 @@ typedef struct {
     /* views into data */
     float *char_embed;               /* (261, De) training table */
     ConvParams conv[ELMO_MAX_FILTERS];
-    HighwayParams highway[64];
+    HighwayParams highway[ELMO_MAX_HIGHWAY];
     float *W_proj, *b_proj;          /* (F, P), (P); NULL when F == P */
     LstmParams lstm[2][ELMO_MAX_LAYERS];
     float *softmax_W, *softmax_b;    /* (V, P), (V); NULL without softmax */

@@ -12,7 +12,9 @@
 
 #include <cjson/cJSON.h>
 
+/* Sizes of the fixed arrays behind the options; validation refuses more. */
 #define ELMO_MAX_FILTERS 64
+#define ELMO_MAX_HIGHWAY 16
 #define ELMO_MAX_LAYERS 16
 
 typedef enum { ELMO_ACT_RELU, ELMO_ACT_TANH } ElmoActivation;
