@@ -43,6 +43,15 @@ static int get_int(const cJSON *root, const char *name, const char *key, int req
     return 0;
 }
 
+/* An integer key that sizes a fixed array: above `supported` it is refused as such. */
+static int get_count(const cJSON *root, const char *name, const char *key, int required, long dflt, long lo,
+                     long supported, long *out) {
+    if (get_int(root, name, key, required, dflt, lo, 1L << 30, out) < 0) return -1;
+    if (*out > supported)
+        return elmo_fail("%s: key '%s' is %ld, at most %ld are supported", name, key, *out, supported);
+    return 0;
+}
+
 static int get_float(const cJSON *root, const char *name, const char *key, int *present,
                      double dflt, double lo, double hi, float *out) {
     const cJSON *v = lookup(root, key);
@@ -81,9 +90,10 @@ static int parse_filters(ElmoOptions *o, const cJSON *root, const char *name) {
     const cJSON *f = lookup(root, "char_cnn.filters");
     if (!f) return elmo_fail("%s: missing required key 'char_cnn.filters'", name);
     int n = cJSON_IsArray(f) ? cJSON_GetArraySize(f) : -1;
-    if (n < 1 || n > ELMO_MAX_FILTERS)
-        return elmo_fail("%s: key 'char_cnn.filters' must be a list of 1 to %d [width, count] pairs",
-                         name, ELMO_MAX_FILTERS);
+    if (n < 1) return elmo_fail("%s: key 'char_cnn.filters' must be a list of [width, count] pairs", name);
+    if (n > ELMO_MAX_FILTERS)
+        return elmo_fail("%s: key 'char_cnn.filters' has %d entries, at most %d are supported", name, n,
+                         ELMO_MAX_FILTERS);
     o->n_filter_kinds = n;
     o->total_filters = 0;
     for (int k = 0; k < n; k++) {
@@ -121,10 +131,16 @@ static int validate(ElmoOptions *o, const char *name, ElmoPurpose purpose) {
     if (o->n_characters != 261 && o->n_characters != 262)
         return elmo_fail("%s: key 'char_cnn.n_characters' is %d, must be 261 (training) or 262 "
                          "(prediction)", name, o->n_characters);
-    INT("char_cnn.n_highway", 0, 0, 0, 1000, o->n_highway);
+#define COUNT(key, req, dflt, lo, supported, field)                             \
+    do {                                                                        \
+        if (get_count(r, name, key, req, dflt, lo, supported, &v) < 0) return -1; \
+        field = v;                                                              \
+    } while (0)
+    COUNT("char_cnn.n_highway", 0, 0, 0, ELMO_MAX_HIGHWAY, o->n_highway);
     INT("lstm.dim", 1, 0, 1, 1 << 20, o->lstm_dim);
     INT("lstm.projection_dim", 1, 0, 1, 1 << 20, o->proj_dim);
-    INT("lstm.n_layers", 1, 0, 1, ELMO_MAX_LAYERS, o->n_layers);
+    COUNT("lstm.n_layers", 1, 0, 1, ELMO_MAX_LAYERS, o->n_layers);
+#undef COUNT
     INT("batch_size", 0, 128, 1, 1 << 20, o->batch_size);
     INT("unroll_steps", 0, 20, 1, 1 << 20, o->unroll_steps);
     INT("n_tokens_vocab", 0, 0, 0, 1L << 40, o->n_tokens_vocab);

@@ -73,7 +73,7 @@ static void test_no_clip_no_highway(void **state) {
 /* Replaces the first occurrence of `from` in the released text by `to`, parses it, and
  * checks the error mentions `key`. */
 static void expect_error(const char *from, const char *to, const char *key, ElmoPurpose purpose) {
-    char text[2048];
+    char text[4096];
     const char *at = strstr(released, from);
     assert_non_null(at);
     snprintf(text, sizeof text, "%.*s%s%s", (int)(at - released), released, to, at + strlen(from));
@@ -100,6 +100,15 @@ static void test_validation_errors(void **state) {
     expect_error("\"use_skip_connections\": false", "\"use_skip_connections\": \"no\"", "lstm.use_skip_connections",
                  ELMO_FOR_PREDICTION);
     expect_error("\"n_layers\": 2", "\"n_layers\": 0", "lstm.n_layers", ELMO_FOR_PREDICTION);
+    /* the sizes of the fixed arrays behind the options, named as such */
+    expect_error("\"n_layers\": 2", "\"n_layers\": 17", "key 'lstm.n_layers' is 17, at most 16 are supported",
+                 ELMO_FOR_PREDICTION);
+    expect_error("\"n_highway\": 2", "\"n_highway\": 60", "key 'char_cnn.n_highway' is 60, at most 16 are supported",
+                 ELMO_FOR_PREDICTION);
+    char many[2048] = "[1, 4]";
+    for (int k = 1; k < ELMO_MAX_FILTERS + 20; k++) strcat(many, ", [1, 4]");
+    expect_error("[1, 4], [2, 8], [3, 16], [4, 32], [5, 64]", many,
+                 "key 'char_cnn.filters' has 84 entries, at most 64 are supported", ELMO_FOR_PREDICTION);
     expect_error("\"embedding\": {\"dim\": 4}", "\"embedding\": 4", "char_cnn.embedding.dim", ELMO_FOR_PREDICTION);
     /* training needs the length of training */
     expect_error("\"my_note\"", "\"other\"", "n_epochs", ELMO_FOR_TRAINING);
