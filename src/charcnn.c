@@ -13,7 +13,7 @@
 
 #define CHARCNN_CHUNK 32
 
-void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o) {
+void charcnn_work_carve(CharCnnWork *w, Arena *a, const ElmoOptions *o) {
     const int C = o->max_chars, De = o->char_dim;
     int max_w = 1, max_n = 1;
     for (int k = 0; k < o->n_filter_kinds; k++) {
@@ -25,26 +25,15 @@ void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o) {
     w->emb_stride = (size_t)w->chunk * C * De;
     w->unfold_stride = (size_t)w->chunk * C * max_w * De;
     w->conv_stride = (size_t)w->chunk * C * max_n;
-    w->emb = xmalloc_aligned(w->n_threads * w->emb_stride * sizeof(float));
-    w->unfold = xmalloc_aligned(w->n_threads * w->unfold_stride * sizeof(float));
-    w->conv = xmalloc_aligned(w->n_threads * w->conv_stride * sizeof(float));
-    w->row_start = xmalloc((size_t)w->n_threads * (w->chunk + 1) * sizeof(int));
-    w->pad_value = xmalloc((size_t)o->total_filters * sizeof(float));
+    w->emb = arena_floats(a, w->n_threads * w->emb_stride);
+    w->unfold = arena_floats(a, w->n_threads * w->unfold_stride);
+    w->conv = arena_floats(a, w->n_threads * w->conv_stride);
+    w->row_start = arena_ints(a, (size_t)w->n_threads * (w->chunk + 1));
+    w->pad_value = arena_floats(a, (size_t)o->total_filters);
     w->weight_floats = 0;
     for (int k = 0; k < o->n_filter_kinds; k++) w->weight_floats += (size_t)o->filter_width[k] * De * o->filter_count[k];
-    w->dweights = xmalloc_aligned((size_t)w->n_threads * w->weight_floats * sizeof(float));
-    w->dtable = xmalloc((size_t)w->n_threads * (CHAR_TABLE_ROWS + 1) * De * sizeof(float));
-}
-
-void charcnn_work_free(CharCnnWork *w) {
-    free(w->emb);
-    free(w->unfold);
-    free(w->conv);
-    free(w->row_start);
-    free(w->pad_value);
-    free(w->dweights);
-    free(w->dtable);
-    memset(w, 0, sizeof *w);
+    w->dweights = arena_floats(a, (size_t)w->n_threads * w->weight_floats);
+    w->dtable = arena_floats(a, (size_t)w->n_threads * (CHAR_TABLE_ROWS + 1) * De);
 }
 
 static inline float activate(ElmoActivation act, float x) {

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "arena.h"
 #include "model.h"
 
 typedef struct {
@@ -23,7 +24,7 @@ typedef struct {
     float *emb;          /* per thread (chunk, C, De) */
     float *unfold;       /* per thread (chunk * C, w * De) */
     float *conv;         /* per thread (chunk * C, n) */
-    int *row_start;      /* per thread (chunk + 1) */
+    int32_t *row_start;  /* per thread (chunk + 1) */
     float *pad_value;    /* (F): value of an all-padding window, before bias */
     /* backward: per-thread partial gradients */
     size_t weight_floats; /* sum over filters of w * De * n */
@@ -31,8 +32,8 @@ typedef struct {
     float *dtable;       /* per thread (262, De): the table rows */
 } CharCnnWork;
 
-void charcnn_work_init(CharCnnWork *w, const ElmoOptions *o);
-void charcnn_work_free(CharCnnWork *w);
+/* Takes its buffers from the arena (see arena.h). */
+void charcnn_work_carve(CharCnnWork *w, Arena *a, const ElmoOptions *o);
 
 /* out (N, F). ids (N, C) index the rows of table (De wide); pad_id is the id of the
  * padding character in this numbering (CHAR_PAD for training ids, CHAR_PAD + 1 for

@@ -136,56 +136,26 @@ void lstm_train_forward(float *out, float *c_final, float *h_final, LstmCache *c
     }
 }
 
-/* A zeroed buffer of n floats; *bytes counts what was allocated. */
-static float *alloc_floats(size_t n, size_t *bytes) {
-    *bytes += n * sizeof(float);
-    return xcalloc(n, sizeof(float));
-}
-
-size_t lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d) {
+void lstm_cache_carve(LstmCache *c, Arena *a, int B, int T, const LstmDims *d) {
     const size_t n = (size_t)B * T;
-    size_t bytes = 0;
-    c->gates = alloc_floats(n * 4 * d->H, &bytes);
-    c->c_pre = alloc_floats(n * d->H, &bytes);
-    c->c = alloc_floats(n * d->H, &bytes);
-    c->m = alloc_floats(n * d->H, &bytes);
-    c->h_pre = alloc_floats(n * d->Hs, &bytes);
-    c->h = alloc_floats(n * d->Hs, &bytes);
-    c->c0 = alloc_floats((size_t)B * d->H, &bytes);
-    c->h0 = alloc_floats((size_t)B * d->Hs, &bytes);
-    return bytes;
+    c->gates = arena_floats(a, n * 4 * d->H);
+    c->c_pre = arena_floats(a, n * d->H);
+    c->c = arena_floats(a, n * d->H);
+    c->m = arena_floats(a, n * d->H);
+    c->h_pre = arena_floats(a, n * d->Hs);
+    c->h = arena_floats(a, n * d->Hs);
+    c->c0 = arena_floats(a, (size_t)B * d->H);
+    c->h0 = arena_floats(a, (size_t)B * d->Hs);
 }
 
-void lstm_cache_free(LstmCache *c) {
-    free(c->gates);
-    free(c->c_pre);
-    free(c->c);
-    free(c->m);
-    free(c->h_pre);
-    free(c->h);
-    free(c->c0);
-    free(c->h0);
-}
-
-size_t lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d) {
+void lstm_back_work_carve(LstmBackWork *w, Arena *a, int B, int T, const LstmDims *d) {
     const size_t n = (size_t)B * T;
-    size_t bytes = 0;
-    w->dz = alloc_floats(n * 4 * d->H, &bytes);
-    w->dh_pre = alloc_floats(n * d->Hs, &bytes);
-    w->h_prev = alloc_floats(n * d->Hs, &bytes);
-    w->dh = alloc_floats((size_t)B * d->Hs, &bytes);
-    w->dc = alloc_floats((size_t)B * d->H, &bytes);
-    w->dm = alloc_floats((size_t)B * d->H, &bytes);
-    return bytes;
-}
-
-void lstm_back_work_free(LstmBackWork *w) {
-    free(w->dz);
-    free(w->dh_pre);
-    free(w->h_prev);
-    free(w->dh);
-    free(w->dc);
-    free(w->dm);
+    w->dz = arena_floats(a, n * 4 * d->H);
+    w->dh_pre = arena_floats(a, n * d->Hs);
+    w->h_prev = arena_floats(a, n * d->Hs);
+    w->dh = arena_floats(a, (size_t)B * d->Hs);
+    w->dc = arena_floats(a, (size_t)B * d->H);
+    w->dm = arena_floats(a, (size_t)B * d->H);
 }
 
 static inline float pass_if_inside(float value, float limit, int clipped) {

@@ -13,6 +13,7 @@
 #ifndef ELMO_LSTM_H
 #define ELMO_LSTM_H
 
+#include "arena.h"
 #include "model.h"
 
 typedef struct {
@@ -84,11 +85,9 @@ typedef struct {
     float *dh, *dc, *dm; /* (B,Hs), (B,H), (B,H) running gradients */
 } LstmBackWork;
 
-/* Both return the bytes they allocated (memory accounting). */
-size_t lstm_cache_init(LstmCache *c, int B, int T, const LstmDims *d);
-void lstm_cache_free(LstmCache *c);
-size_t lstm_back_work_init(LstmBackWork *w, int B, int T, const LstmDims *d);
-void lstm_back_work_free(LstmBackWork *w);
+/* Take their buffers from the arena (see arena.h). */
+void lstm_cache_carve(LstmCache *c, Arena *a, int B, int T, const LstmDims *d);
+void lstm_back_work_carve(LstmBackWork *w, Arena *a, int B, int T, const LstmDims *d);
 
 /* lstm_forward keeping every step in the cache: out (B,T,P) for x (B,T,in) from the state
  * (c0, h0) (copied into the cache); c_final, h_final (B,H), (B,Hs) receive the state

@@ -1,6 +1,7 @@
 /* predictor.c - see predictor.h. */
 #include "predictor.h"
 
+#include <limits.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,101 +11,87 @@
 #include "highway.h"
 #include "linalg.h"
 
-void predictor_init(Predictor *p, const BilmModel *m, int max_batch) {
-    const ElmoOptions *o = m->opt;
-    memset(p, 0, sizeof *p);
-    p->m = m;
-    p->dims = lstm_dims(o);
-    p->max_batch = max_batch;
-    const int De = o->char_dim;
-    p->char_table = xcalloc((size_t)(CHAR_TABLE_ROWS + 1) * De, sizeof(float));
-    memcpy(p->char_table + De, m->char_embed, (size_t)CHAR_TABLE_ROWS * De * sizeof(float));
-    charcnn_work_init(&p->cnn, o);
-    p->lengths = xcalloc((size_t)max_batch, sizeof(int));
+/* Every buffer of the predictor for p->cap_positions positions (see arena.h: run twice,
+ * measuring then handing out). */
+static void carve(void *ctx, Arena *a) {
+    Predictor *p = ctx;
+    const ElmoOptions *o = p->m->opt;
+    const size_t n = (size_t)p->cap_positions, rows = (size_t)p->max_batch, P = (size_t)o->proj_dim;
+    const size_t F = (size_t)o->total_filters, H = (size_t)p->dims.H, Hs = (size_t)p->dims.Hs;
+    p->char_table = arena_floats(a, (size_t)(CHAR_TABLE_ROWS + 1) * o->char_dim);
+    charcnn_work_carve(&p->cnn, a, o);
+    p->lengths = arena_ints(a, rows);
     for (int d = 0; d < 2; d++)
         for (int l = 0; l < o->n_layers; l++) {
-            p->c[d][l] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
-            p->h[d][l] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
+            p->c[d][l] = arena_floats(a, rows * H);
+            p->h[d][l] = arena_floats(a, rows * Hs);
         }
     for (int d = 0; d < 2; d++) {
-        p->zero_c[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
-        p->zero_h[d] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
-        p->m_ws[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
-        p->cpre_ws[d] = xcalloc((size_t)max_batch * p->dims.H, sizeof(float));
-        p->hp_ws[d] = xcalloc((size_t)max_batch * p->dims.Hs, sizeof(float));
+        p->zero_c[d] = arena_floats(a, rows * H);
+        p->zero_h[d] = arena_floats(a, rows * Hs);
+        p->m_ws[d] = arena_floats(a, rows * H);
+        p->cpre_ws[d] = arena_floats(a, rows * H);
+        p->hp_ws[d] = arena_floats(a, rows * Hs);
+        p->gates[d] = arena_floats(a, n * 4 * H);
     }
+    p->token_emb = arena_floats(a, n * P);
+    for (int d = 0; d < 2; d++)
+        for (int l = 0; l < o->n_layers; l++) p->layer_out[d][l] = arena_floats(a, n * P);
+    for (int l = 0; l < o->n_layers; l++) p->seq_out[l] = arena_floats(a, n * P);
+    p->seq_in = arena_floats(a, n * P);
+    token_set_carve(&p->tokens, a, (int)n, o->max_chars);
+    p->feat = arena_floats(a, n * F);
+    p->feat2 = arena_floats(a, n * F);
+    p->feat3 = arena_floats(a, n * F);
 }
 
-static void free_position_buffers(Predictor *p) {
-    free(p->token_emb);
+/* Buffers for `positions` positions (B*T); the stored states are kept (set aside while
+ * the old arena is freed, so that the two never coexist). */
+static void build(Predictor *p, int positions) {
+    const ElmoOptions *o = p->m->opt;
+    const size_t c_floats = (size_t)p->max_batch * p->dims.H, h_floats = (size_t)p->max_batch * p->dims.Hs;
+    const size_t per_layer = c_floats + h_floats;
+    float *states = NULL;
+    if (p->arena.base) {
+        states = xmalloc(2 * (size_t)o->n_layers * per_layer * sizeof(float));
+        for (int d = 0; d < 2; d++)
+            for (int l = 0; l < o->n_layers; l++) {
+                float *s = states + ((size_t)d * o->n_layers + l) * per_layer;
+                memcpy(s, p->c[d][l], c_floats * sizeof(float));
+                memcpy(s + c_floats, p->h[d][l], h_floats * sizeof(float));
+            }
+        arena_free(&p->arena);
+    }
+    p->cap_positions = positions;
+    arena_build(&p->arena, carve, p);
+    memcpy(p->char_table + o->char_dim, p->m->char_embed, (size_t)CHAR_TABLE_ROWS * o->char_dim * sizeof(float));
+    if (!states) return;
     for (int d = 0; d < 2; d++)
-        for (int l = 0; l < ELMO_MAX_LAYERS; l++) free(p->layer_out[d][l]);
-    for (int l = 0; l < ELMO_MAX_LAYERS; l++) free(p->seq_out[l]);
-    token_set_free(&p->tokens);
-    free(p->feat);
-    free(p->feat2);
-    free(p->feat3);
-    free(p->seq_in);
-    free(p->gates[0]);
-    free(p->gates[1]);
+        for (int l = 0; l < o->n_layers; l++) {
+            const float *s = states + ((size_t)d * o->n_layers + l) * per_layer;
+            memcpy(p->c[d][l], s, c_floats * sizeof(float));
+            memcpy(p->h[d][l], s + c_floats, h_floats * sizeof(float));
+        }
+    free(states);
+}
+
+void predictor_init(Predictor *p, const BilmModel *m, int max_batch) {
+    memset(p, 0, sizeof *p);
+    p->m = m;
+    p->dims = lstm_dims(m->opt);
+    p->max_batch = max_batch;
+    build(p, 1);
 }
 
 double predictor_bytes(const Predictor *p, long positions) {
-    const ElmoOptions *o = p->m->opt;
-    const double n = (double)positions, P = o->proj_dim, F = o->total_filters, H = p->dims.H, Hs = p->dims.Hs;
-    /* token_emb, layer_out (2L), seq_out (L), seq_in; feat (3); gates (2); token set */
-    const double per_position = P * (1 + 2 * o->n_layers + o->n_layers + 1) + 3 * F + 2 * 4 * H + o->max_chars + 3;
-    const double states = 2.0 * o->n_layers * p->max_batch * (H + Hs) + 2.0 * 2 * p->max_batch * (3 * H + Hs);
-    return 4.0 * (n * per_position + states);
-}
-
-/* Sizes the per-position buffers for n = B*T positions (only ever grows). */
-static void reserve_positions(Predictor *p, int n) {
-    if (n <= p->cap_positions) return;
-    const ElmoOptions *o = p->m->opt;
-    free_position_buffers(p);
-    memset(p->layer_out, 0, sizeof p->layer_out);
-    memset(p->seq_out, 0, sizeof p->seq_out);
-    const size_t P = (size_t)o->proj_dim, F = (size_t)o->total_filters;
-    p->token_emb = xmalloc_aligned(n * P * sizeof(float));
-    for (int d = 0; d < 2; d++)
-        for (int l = 0; l < o->n_layers; l++) p->layer_out[d][l] = xmalloc_aligned(n * P * sizeof(float));
-    for (int l = 0; l < o->n_layers; l++) p->seq_out[l] = xmalloc_aligned(n * P * sizeof(float));
-    token_set_init(&p->tokens, n, o->max_chars);
-    p->feat = xmalloc_aligned(n * F * sizeof(float));
-    p->feat2 = xmalloc_aligned(n * F * sizeof(float));
-    p->feat3 = xmalloc_aligned(n * F * sizeof(float));
-    p->seq_in = xmalloc_aligned(n * P * sizeof(float));
-    for (int d = 0; d < 2; d++) p->gates[d] = xmalloc_aligned((size_t)n * 4 * p->dims.H * sizeof(float));
-    p->cap_positions = n;
+    Predictor sized = *p;
+    sized.cap_positions = (int)(positions < 1 ? 1 : positions > INT_MAX ? INT_MAX : positions);
+    return (double)arena_measure(carve, &sized);
 }
 
 void predictor_free(Predictor *p) {
-    free_position_buffers(p);
-    free(p->char_table);
-    charcnn_work_free(&p->cnn);
-    free(p->lengths);
-    for (int d = 0; d < 2; d++)
-        for (int l = 0; l < ELMO_MAX_LAYERS; l++) {
-            free(p->c[d][l]);
-            free(p->h[d][l]);
-        }
-    for (int d = 0; d < 2; d++) {
-        free(p->zero_c[d]);
-        free(p->zero_h[d]);
-        free(p->m_ws[d]);
-        free(p->cpre_ws[d]);
-        free(p->hp_ws[d]);
-    }
+    arena_free(&p->arena);
     memset(p, 0, sizeof *p);
-}
-
-void predictor_reset(Predictor *p) {
-    for (int d = 0; d < 2; d++)
-        for (int l = 0; l < p->m->opt->n_layers; l++) {
-            memset(p->c[d][l], 0, (size_t)p->max_batch * p->dims.H * sizeof(float));
-            memset(p->h[d][l], 0, (size_t)p->max_batch * p->dims.Hs * sizeof(float));
-        }
 }
 
 void predictor_token_embeddings(Predictor *p, float *out, const int32_t *ids, int N, float *feat, float *feat2,
@@ -164,7 +151,7 @@ void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless
     const ElmoOptions *o = m->opt;
     const int P = o->proj_dim;
     CHECK(B >= 1 && B <= p->max_batch, "batch of %d rows, predictor holds %d", B, p->max_batch);
-    reserve_positions(p, B * T);
+    if (B * T > p->cap_positions) build(p, B * T);
     p->B = B;
     p->T = T;
 

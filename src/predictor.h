@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 
+#include "arena.h"
 #include "charcnn.h"
 #include "lstm.h"
 #include "model.h"
@@ -24,6 +25,7 @@ typedef struct {
     LstmDims dims;
     int max_batch;              /* rows of the stored state */
     int cap_positions;          /* B*T the buffers hold now (grown on demand) */
+    Arena arena;                /* every buffer below (see carve in predictor.c) */
     float *char_table;          /* (262, De): a zero row in front of char_embed */
     CharCnnWork cnn;
     /* results of the last run, natural (left-to-right) order */
@@ -48,11 +50,10 @@ typedef struct {
 
 void predictor_init(Predictor *p, const BilmModel *m, int max_batch);
 /* Bytes of the buffers a run over `positions` (B*T) positions needs, the stored states
- * included (memory accounting, and the guard against batches that cannot fit). */
+ * included: what the predictor would allocate (the guard against batches that cannot
+ * fit, and bench's memory figure). */
 double predictor_bytes(const Predictor *p, long positions);
 void predictor_free(Predictor *p);
-/* Zeroes the stored state of every row. */
-void predictor_reset(Predictor *p);
 /* Runs the biLM on ids (B, T, C); B <= max_batch. Results in token_emb and layer_out. */
 void predictor_run(Predictor *p, const int32_t *ids, int B, int T, int stateless);
 /* Token embeddings (N, P) of N tokens given as prediction ids (N, C) (steps 1-4).

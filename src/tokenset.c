@@ -6,21 +6,14 @@
 
 #include "common.h"
 
-void token_set_init(TokenSet *s, int capacity, int C) {
+void token_set_carve(TokenSet *s, Arena *a, int capacity, int C) {
     memset(s, 0, sizeof *s);
     s->C = C;
     s->capacity = capacity;
-    s->ids = xmalloc((size_t)capacity * C * sizeof(int32_t));
-    s->index_of = xmalloc((size_t)capacity * sizeof(int));
+    s->ids = arena_ints(a, (size_t)capacity * C);
+    s->index_of = arena_ints(a, (size_t)capacity);
     for (s->n_slots = 16; s->n_slots < 2 * (size_t)capacity;) s->n_slots *= 2;
-    s->slots = xmalloc(s->n_slots * sizeof(int));
-}
-
-void token_set_free(TokenSet *s) {
-    free(s->ids);
-    free(s->index_of);
-    free(s->slots);
-    memset(s, 0, sizeof *s);
+    s->slots = arena_ints(a, s->n_slots);
 }
 
 static uint64_t hash_token(const int32_t *ids, int C) {

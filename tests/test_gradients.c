@@ -80,7 +80,8 @@ static void test_charcnn_backward(void **state) {
         int32_t ids[6 * 7], argmax[6 * 12];
         for (int i = 0; i < N; i++) chars_encode(words[i], C, ids + i * C);
         CharCnnWork w;
-        charcnn_work_init(&w, &o);
+        Arena arena;
+        arena_for_charcnn(&arena, &w, &o);
         float out[6 * 12], r[6 * 12], dpre[6 * 12];
         fill_uniform(r, (size_t)N * F, 1.0f, 3);
         charcnn_forward(out, argmax, ids, N, m.char_embed, CHAR_PAD, &m, &w);
@@ -98,7 +99,7 @@ static void test_charcnn_backward(void **state) {
         assert_true(fd_check("char_embed", m.char_embed, g.char_embed, (size_t)CHAR_TABLE_ROWS * 3, cnn_loss, &ctx,
                              1e-3f, TOL, 1000, 0.0) < TOL);
         free(ctx.out);
-        charcnn_work_free(&w);
+        arena_free(&arena);
         free(gbuf);
         model_free(&m);
         options_free(&o);
@@ -199,8 +200,8 @@ static void check_lstm(const char *label, int H, int P, const char *extra, int s
     fill_uniform(h0, (size_t)B * d.Hs, 0.3f, 34);
     LstmCache cache;
     LstmBackWork work;
-    lstm_cache_init(&cache, B, T, &d);
-    lstm_back_work_init(&work, B, T, &d);
+    Arena arena;
+    arena_for_lstm(&arena, &cache, &work, B, T, &d);
     lstm_train_forward(out, cf, hf, &cache, x, c0, h0, B, T, skip, lp, &d);
     /* the clip is active (or not) in this configuration, as intended */
     int clipped = 0;
@@ -222,8 +223,7 @@ static void check_lstm(const char *label, int H, int P, const char *extra, int s
     }
     snprintf(name, sizeof name, "%s x", label);
     assert_true(fd_check(name, x, dx, BT * P, lstm_loss, &ctx, 1e-3f, TOL, 300, 0.0) < TOL);
-    lstm_cache_free(&cache);
-    lstm_back_work_free(&work);
+    arena_free(&arena);
     free(x); free(out); free(r); free(dx); free(c0); free(h0); free(cf); free(hf); free(gbuf);
     model_free(&m);
     options_free(&o);

@@ -56,7 +56,8 @@ static void test_cnn_one_filter_by_hand(void **state) {
         const float expect_pre[2] = {6.5f, 2.5f};
         const int expect_arg[2] = {1, 1};
         CharCnnWork w;
-        charcnn_work_init(&w, &o);
+        Arena arena;
+        arena_for_charcnn(&arena, &w, &o);
         float out[2], ref[2];
         int32_t arg[2], ref_arg[2];
         charcnn_forward(out, arg, &ids[0][0], 2, table, CHAR_PAD, &m, &w);
@@ -73,7 +74,7 @@ static void test_cnn_one_filter_by_hand(void **state) {
         W[1] = 1.0f;
         charcnn_forward(out, arg, neg, 1, table, CHAR_PAD, &m, &w);
         assert_float_equal(out[0], use_tanh ? tanhf(-1.5f) : 0.0f, 1e-6);
-        charcnn_work_free(&w);
+        arena_free(&arena);
         model_free(&m);
         options_free(&o);
     }
@@ -95,7 +96,8 @@ static void test_cnn_gemm_matches_reference(void **state) {
         float *out = malloc((size_t)N * F * sizeof(float)), *ref = malloc((size_t)N * F * sizeof(float));
         int32_t *arg = malloc((size_t)N * F * sizeof(int32_t)), *ref_arg = malloc((size_t)N * F * sizeof(int32_t));
         CharCnnWork w;
-        charcnn_work_init(&w, &o);
+        Arena arena;
+        arena_for_charcnn(&arena, &w, &o);
         charcnn_forward(out, arg, ids, N, m.char_embed, CHAR_PAD, &m, &w);
         charcnn_forward_reference(ref, ref_arg, ids, N, m.char_embed, &m);
         double diff = max_abs_diff(out, ref, (size_t)N * F);
@@ -104,7 +106,7 @@ static void test_cnn_gemm_matches_reference(void **state) {
         int arg_mismatch = 0;
         for (int i = 0; i < N * F; i++) arg_mismatch += arg[i] != ref_arg[i];
         assert_true(arg_mismatch <= 2); /* only near-ties may differ */
-        charcnn_work_free(&w);
+        arena_free(&arena);
         free(ids);
         free(out);
         free(ref);
@@ -245,7 +247,8 @@ static void test_lstm_predict_matches_naive(void **state) {
         const LstmPredictWork w = {gates, cpre, mw, hp};
         /* training's forward from the same state, every step of every row */
         LstmCache cache;
-        lstm_cache_init(&cache, B, T, &d);
+        Arena arena;
+        arena_for_lstm(&arena, &cache, NULL, B, T, &d);
         float *out_train = malloc((size_t)B * T * P * sizeof(float));
         float *c_final = malloc((size_t)B * H * sizeof(float)), *h_final = malloc((size_t)B * Hs * sizeof(float));
         lstm_train_forward(out_train, c_final, h_final, &cache, x, c, h, B, T, cases[ci].skip, &m.lstm[0][1], &d);
@@ -261,7 +264,7 @@ static void test_lstm_predict_matches_naive(void **state) {
         for (int i = 0; i < B * Hs; i++) worst_train = fmax(worst_train, fabs(h_final[i] - ht[i]));
         print_message("lstm case %zu: training forward max abs diff %g\n", ci, worst_train);
         assert_true(worst_train < 2e-6);
-        lstm_cache_free(&cache);
+        arena_free(&arena);
         free(out_train); free(c_final); free(h_final); free(outt); free(ct); free(ht);
         lstm_predict(out, c, h, &w, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);
         lstm_naive(outn, cn, hn, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);

@@ -195,3 +195,38 @@ double fd_check_directions(const char *name, float *p, const float *grad, size_t
     free(sign);
     return worst;
 }
+
+typedef struct {
+    CharCnnWork *w;
+    const ElmoOptions *o;
+} CharCnnArgs;
+
+static void carve_charcnn(void *ctx, Arena *a) {
+    CharCnnArgs *c = ctx;
+    charcnn_work_carve(c->w, a, c->o);
+}
+
+void arena_for_charcnn(Arena *a, CharCnnWork *w, const ElmoOptions *o) {
+    CharCnnArgs args = {w, o};
+    memset(a, 0, sizeof *a);
+    arena_build(a, carve_charcnn, &args);
+}
+
+typedef struct {
+    LstmCache *c;
+    LstmBackWork *w;
+    int B, T;
+    const LstmDims *d;
+} LstmArgs;
+
+static void carve_lstm(void *ctx, Arena *a) {
+    LstmArgs *l = ctx;
+    lstm_cache_carve(l->c, a, l->B, l->T, l->d);
+    if (l->w) lstm_back_work_carve(l->w, a, l->B, l->T, l->d);
+}
+
+void arena_for_lstm(Arena *a, LstmCache *c, LstmBackWork *w, int B, int T, const LstmDims *d) {
+    LstmArgs args = {c, w, B, T, d};
+    memset(a, 0, sizeof *a);
+    arena_build(a, carve_lstm, &args);
+}

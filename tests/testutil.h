@@ -6,6 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
+#include "charcnn.h"
+#include "lstm.h"
+
 /* Directory of the reference fixtures ($ELMO_FIXTURES, default ../shared/fixtures). */
 const char *fixtures_dir(void);
 /* Full path of a fixture file into buf; NULL when it does not exist (callers skip). */
@@ -49,6 +53,11 @@ double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn 
  * check for whole models full of kinks. */
 double fd_check_directions(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h,
                            double tol, int n_dirs);
+
+/* One arena for one object of the library, for tests (see arena.h); arena_free it. */
+void arena_for_charcnn(Arena *a, CharCnnWork *w, const ElmoOptions *o);
+/* The cache, and the backward scratch when w is not NULL. */
+void arena_for_lstm(Arena *a, LstmCache *c, LstmBackWork *w, int B, int T, const LstmDims *d);
 
 /* Reads a whole float dataset of an HDF5 file (allocated); dims/rank out. NULL on error. */
 float *read_dataset(const char *path, const char *name, int *rank, size_t *dims);

@@ -162,13 +162,9 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
            t.time_softmax * per, t.time_optimizer * per);
     printf("GFLOP/s: %.1f, %.0f%% of the roofline (sgemm here: %.1f GFLOP/s -> %.0f tokens/s)\n", tps * flops / 1e9,
            100.0 * tps * flops / 1e9 / sgemm, sgemm, sgemm * 1e9 / flops);
-    const double params = (double)model.n_floats * sizeof(float);
-    const double grads = (double)t.n_dense * sizeof(float) +
-                         ((double)t.grad_softmax_W.cap * (opt->proj_dim + 1) + 2.0 * V) * sizeof(float);
-    const double softmax_work = (double)(t.softmax_work.cap_logits + 3.0 * t.softmax_work.cap_rows * t.softmax_work.cap_cols) *
-                                sizeof(float);
-    const double data = (double)N_BATCHES * 2 * B * T * (opt->max_chars + 2) * sizeof(int32_t);
-    print_memory(params * 2 + grads + t.activation_bytes + softmax_work + data);
+    double data = 0;
+    for (int k = 0; k < N_BATCHES; k++) data += (double)batches[k][0].bytes + (double)batches[k][1].bytes;
+    print_memory((double)model.n_floats * sizeof(float) + (double)trainer_bytes(&t) + data);
     printf("tokens_per_second: %.1f\n", tps);
     free(secs);
     for (int k = 0; k < N_BATCHES; k++)
@@ -189,7 +185,8 @@ static void bench_predict(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     Rng rng;
     rng_seed(&rng, (uint64_t)a->seed + 1);
     enum { N_BATCHES = 4 };
-    int32_t *ids = xmalloc((size_t)N_BATCHES * B * T * C * sizeof(int32_t));
+    const size_t ids_bytes = (size_t)N_BATCHES * B * T * C * sizeof(int32_t);
+    int32_t *ids = xmalloc(ids_bytes);
     char word[16];
     for (int s = 0; s < N_BATCHES * B; s++) {
         int32_t *row = ids + (size_t)s * T * C;
@@ -220,8 +217,7 @@ static void bench_predict(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
            pred.time_highway_proj * per, pred.time_lstm * per);
     printf("GFLOP/s: %.1f, %.0f%% of the roofline (sgemm here: %.1f GFLOP/s -> %.0f tokens/s)\n", tps * flops / 1e9,
            100.0 * tps * flops / 1e9 / sgemm, sgemm, sgemm * 1e9 / flops);
-    print_memory(predictor_bytes(&pred, B * T) + (double)model.n_floats * sizeof(float) +
-                 (double)N_BATCHES * B * T * C * sizeof(int32_t));
+    print_memory((double)pred.arena.size + (double)model.n_floats * sizeof(float) + (double)ids_bytes);
     printf("sentences_per_second: %.1f\n", B / med);
     printf("tokens_per_second: %.1f\n", tps);
     free(secs);

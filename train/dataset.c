@@ -40,9 +40,11 @@ void lm_batch_init(LmBatch *b, int B, int T, int C) {
     b->B = B;
     b->T = T;
     b->C = C;
-    b->chars = xcalloc((size_t)B * T * C, sizeof(int32_t));
-    b->inputs = xcalloc((size_t)B * T, sizeof(int32_t));
-    b->targets = xcalloc((size_t)B * T, sizeof(int32_t));
+    const size_t positions = (size_t)B * T;
+    b->chars = xcalloc(positions * C, sizeof(int32_t));
+    b->inputs = xcalloc(positions, sizeof(int32_t));
+    b->targets = xcalloc(positions, sizeof(int32_t));
+    b->bytes = (positions * C + 2 * positions) * sizeof(int32_t);
 }
 
 void lm_batch_free(LmBatch *b) {

@@ -20,6 +20,7 @@
 #define ELMO_DATASET_H
 
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vocab.h"
@@ -29,6 +30,7 @@ typedef struct {
     int32_t *chars;      /* (B, T, C) training character ids of the inputs */
     int32_t *inputs;     /* (B, T) vocabulary ids of the inputs */
     int32_t *targets;    /* (B, T) vocabulary ids of the next tokens */
+    size_t bytes;        /* allocated by lm_batch_init */
 } LmBatch;
 
 void lm_batch_init(LmBatch *b, int B, int T, int C);

@@ -98,6 +98,10 @@ void softmax_work_free(SoftmaxWork *w) {
     memset(w, 0, sizeof *w);
 }
 
+size_t softmax_work_bytes(const SoftmaxWork *w) {
+    return (w->cap_logits + 2 * (size_t)w->cap_rows * w->cap_cols + 2 * (size_t)w->cap_rows) * sizeof(float);
+}
+
 static void grow_logits(SoftmaxWork *w, size_t n) {
     if (n <= w->cap_logits) return;
     free(w->logits);

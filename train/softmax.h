@@ -44,6 +44,8 @@ typedef struct {
 } SoftmaxWork;
 
 void softmax_work_free(SoftmaxWork *w);
+/* Bytes it holds now (it grows to the largest call so far). */
+size_t softmax_work_bytes(const SoftmaxWork *w);
 
 /* Sampled softmax (tf.nn.sampled_softmax_loss defaults, num_true = 1). Returns the mean
  * over the N rows of the cross-entropy of the true logit (class 0) among the S+1 logits

@@ -45,3 +45,8 @@ void sparse_grad_free(SparseGrad *g) {
     free(g->slot_of);
     memset(g, 0, sizeof *g);
 }
+
+size_t sparse_grad_bytes(const SparseGrad *g) {
+    return (size_t)g->cap * sizeof *g->rows + (size_t)g->cap * g->width * sizeof *g->grad +
+           (size_t)g->n_total_rows * sizeof *g->slot_of;
+}

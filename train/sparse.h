@@ -4,6 +4,7 @@
 #ifndef ELMO_SPARSE_H
 #define ELMO_SPARSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -21,5 +22,7 @@ float *sparse_grad_row(SparseGrad *g, int32_t row);
 /* Forgets every held row (O(rows held)). */
 void sparse_grad_clear(SparseGrad *g);
 void sparse_grad_free(SparseGrad *g);
+/* Bytes it holds now (its capacity grows with the rows a batch touches). */
+size_t sparse_grad_bytes(const SparseGrad *g);
 
 #endif

@@ -13,10 +13,56 @@
 #include "highway.h"
 #include "linalg.h"
 
-/* A zeroed per-batch buffer, counted in t->activation_bytes. */
-static float *floats_for(Trainer *t, size_t n) {
-    t->activation_bytes += n * sizeof(float);
-    return xcalloc(n ? n : 1, sizeof(float));
+/* Every buffer of the trainer but the softmax's row-sparse gradients and workspace,
+ * which grow with what a batch touches (see arena.h: run twice, measuring then
+ * handing out). */
+static void carve(void *ctx, Arena *a) {
+    Trainer *t = ctx;
+    const ElmoOptions *o = t->opt;
+    const int B = t->B, T = t->T, C = o->max_chars, F = o->total_filters, P = o->proj_dim;
+    const int H = t->dims.H, Hs = t->dims.Hs, train = t->mode == TRAINER_TRAIN;
+    const size_t BT = (size_t)B * T, N = (size_t)t->n_dirs * BT;
+    if (train) {
+        t->grad = arena_floats(a, t->n_dense);
+        t->accum = arena_floats(a, t->model->n_floats);
+    }
+    for (int d = 0; d < t->n_dirs; d++) {
+        for (int l = 0; l < t->L; l++) {
+            t->c_state[d][l] = arena_floats(a, (size_t)B * H);
+            t->h_state[d][l] = arena_floats(a, (size_t)B * Hs);
+            t->c_final[d][l] = arena_floats(a, (size_t)B * H);
+            t->h_final[d][l] = arena_floats(a, (size_t)B * Hs);
+            t->layer_in[d][l] = arena_floats(a, BT * P);
+            t->layer_out[d][l] = arena_floats(a, BT * P);
+            lstm_cache_carve(&t->cache[d][l], a, B, T, &t->dims);
+            if (t->use_dropout) t->in_mask[d][l] = arena_floats(a, BT * P);
+        }
+        t->top[d] = arena_floats(a, BT * P);
+        if (t->use_dropout) t->out_mask[d] = arena_floats(a, BT * P);
+        if (train) {
+            lstm_back_work_carve(&t->back[d], a, B, T, &t->dims);
+            t->dtop[d] = arena_floats(a, BT * P);
+            t->dlayer[d] = arena_floats(a, BT * P);
+        }
+    }
+    t->ids = arena_ints(a, N * C);
+    token_set_carve(&t->tokens, a, (int)N, C);
+    t->targets = arena_ints(a, N);
+    t->argmax = arena_ints(a, N * F);
+    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = arena_floats(a, N * F);
+    for (int i = 0; i < o->n_highway; i++) {
+        t->hw_carry[i] = arena_floats(a, N * F);
+        t->hw_transform[i] = arena_floats(a, N * F);
+    }
+    t->emb = arena_floats(a, N * P);
+    t->emb_unique = arena_floats(a, N * P);
+    if (train) {
+        t->demb = arena_floats(a, N * P);
+        t->demb_unique = arena_floats(a, N * P);
+        t->dfeat = arena_floats(a, N * F);
+        t->dpre = arena_floats(a, N * F);
+    }
+    charcnn_work_carve(&t->cnn, a, o);
 }
 
 void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed) {
@@ -36,107 +82,36 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
     t->use_dropout = mode == TRAINER_TRAIN && o->dropout > 0.0f;
     t->use_sampled = mode == TRAINER_TRAIN && o->sample_softmax;
     rng_seed(&t->rng, seed);
-
-    const int C = o->max_chars, F = o->total_filters, P = o->proj_dim, H = t->dims.H, Hs = t->dims.Hs;
-    const size_t BT = (size_t)B * T, N = (size_t)t->n_dirs * BT;
+    t->n_dense = model_dense_floats(model);
+    arena_build(&t->arena, carve, t);
     if (mode == TRAINER_TRAIN) {
-        t->n_dense = model_dense_floats(model);
-        t->grad = xmalloc_aligned(t->n_dense * sizeof(float));
-        memset(t->grad, 0, t->n_dense * sizeof(float));
         model_view(&t->grad_view, model, t->grad, t->n_dense);
-        sparse_grad_init(&t->grad_softmax_W, t->V, P, (int)(2 * BT + 2 * o->n_negative_samples));
-        sparse_grad_init(&t->grad_softmax_b, t->V, 1, (int)(2 * BT + 2 * o->n_negative_samples));
-        t->accum = xmalloc_aligned(model->n_floats * sizeof(float));
+        const int rows = (int)(2 * (size_t)B * T + 2 * o->n_negative_samples);
+        sparse_grad_init(&t->grad_softmax_W, t->V, o->proj_dim, rows);
+        sparse_grad_init(&t->grad_softmax_b, t->V, 1, rows);
         for (size_t i = 0; i < model->n_floats; i++) t->accum[i] = 1.0f;
         if (t->use_sampled) {
             CHECK(o->n_negative_samples <= t->V, "more samples than vocabulary");
             for (int d = 0; d < t->n_dirs; d++) sample_set_init(&t->samples[d], o->n_negative_samples, t->V);
         }
     }
-    for (int d = 0; d < t->n_dirs; d++) {
-        for (int l = 0; l < t->L; l++) {
-            t->c_state[d][l] = floats_for(t, (size_t)B * H);
-            t->h_state[d][l] = floats_for(t, (size_t)B * Hs);
-            t->c_final[d][l] = floats_for(t, (size_t)B * H);
-            t->h_final[d][l] = floats_for(t, (size_t)B * Hs);
-            t->layer_in[d][l] = floats_for(t, BT * P);
-            t->layer_out[d][l] = floats_for(t, BT * P);
-            t->activation_bytes += lstm_cache_init(&t->cache[d][l], B, T, &t->dims);
-            if (t->use_dropout) t->in_mask[d][l] = floats_for(t, BT * P);
-        }
-        t->top[d] = floats_for(t, BT * P);
-        if (t->use_dropout) t->out_mask[d] = floats_for(t, BT * P);
-        if (mode == TRAINER_TRAIN) {
-            t->activation_bytes += lstm_back_work_init(&t->back[d], B, T, &t->dims);
-            t->dtop[d] = floats_for(t, BT * P);
-            t->dlayer[d] = floats_for(t, BT * P);
-        }
-    }
-    t->ids = xmalloc(N * C * sizeof(int32_t));
-    token_set_init(&t->tokens, (int)N, C);
-    t->activation_bytes += N * C * sizeof(int32_t) + N * sizeof(int) + t->tokens.n_slots * sizeof(int);
-    t->targets = xmalloc(N * sizeof(int32_t));
-    t->argmax = xmalloc(N * F * sizeof(int32_t));
-    t->activation_bytes += (N * C + N + N * F) * sizeof(int32_t);
-    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = floats_for(t, N * F);
-    for (int i = 0; i < o->n_highway; i++) {
-        t->hw_carry[i] = floats_for(t, N * F);
-        t->hw_transform[i] = floats_for(t, N * F);
-    }
-    t->emb = floats_for(t, N * P);
-    t->emb_unique = floats_for(t, N * P);
-    if (mode == TRAINER_TRAIN) {
-        t->demb = floats_for(t, N * P);
-        t->demb_unique = floats_for(t, N * P);
-        t->dfeat = floats_for(t, N * F);
-        t->dpre = floats_for(t, N * F);
-    }
-    charcnn_work_init(&t->cnn, o);
+}
+
+size_t trainer_bytes(const Trainer *t) {
+    size_t bytes = t->arena.size + softmax_work_bytes(&t->softmax_work);
+    if (t->mode == TRAINER_TRAIN) bytes += sparse_grad_bytes(&t->grad_softmax_W) + sparse_grad_bytes(&t->grad_softmax_b);
+    return bytes;
 }
 
 void trainer_free(Trainer *t) {
-    const ElmoOptions *o = t->opt;
-    free(t->grad);
     if (t->mode == TRAINER_TRAIN) {
         sparse_grad_free(&t->grad_softmax_W);
         sparse_grad_free(&t->grad_softmax_b);
     }
-    free(t->accum);
-    for (int d = 0; d < t->n_dirs; d++) {
-        if (t->use_sampled) sample_set_free(&t->samples[d]);
-        for (int l = 0; l < t->L; l++) {
-            free(t->c_state[d][l]);
-            free(t->h_state[d][l]);
-            free(t->c_final[d][l]);
-            free(t->h_final[d][l]);
-            free(t->layer_in[d][l]);
-            free(t->layer_out[d][l]);
-            free(t->in_mask[d][l]);
-            lstm_cache_free(&t->cache[d][l]);
-        }
-        free(t->top[d]);
-        free(t->out_mask[d]);
-        if (t->mode == TRAINER_TRAIN) lstm_back_work_free(&t->back[d]);
-        free(t->dtop[d]);
-        free(t->dlayer[d]);
-    }
-    free(t->ids);
-    token_set_free(&t->tokens);
-    free(t->targets);
-    free(t->argmax);
-    for (int i = 0; i <= o->n_highway; i++) free(t->feat[i]);
-    for (int i = 0; i < o->n_highway; i++) {
-        free(t->hw_carry[i]);
-        free(t->hw_transform[i]);
-    }
-    free(t->emb);
-    free(t->emb_unique);
-    free(t->demb);
-    free(t->demb_unique);
-    free(t->dfeat);
-    free(t->dpre);
-    charcnn_work_free(&t->cnn);
+    if (t->use_sampled)
+        for (int d = 0; d < t->n_dirs; d++) sample_set_free(&t->samples[d]);
     softmax_work_free(&t->softmax_work);
+    arena_free(&t->arena);
     memset(t, 0, sizeof *t);
 }
 

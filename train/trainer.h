@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "arena.h"
 #include "charcnn.h"
 #include "dataset.h"
 #include "lstm.h"
@@ -51,8 +52,8 @@ typedef struct {
     TokenSet tokens;             /* the distinct tokens: char-CNN, highway, projection run once each */
     int32_t *targets;            /* (n_dirs, B*T) */
     int32_t *argmax;             /* (N, F) */
-    float *feat[65];             /* feat[0] char-CNN output, feat[i+1] highway i output (N, F) */
-    float *hw_carry[64], *hw_transform[64]; /* (N, F) */
+    float *feat[ELMO_MAX_HIGHWAY + 1]; /* feat[0] char-CNN output, feat[i+1] highway i output (N, F) */
+    float *hw_carry[ELMO_MAX_HIGHWAY], *hw_transform[ELMO_MAX_HIGHWAY]; /* (N, F) */
     float *emb_unique;           /* (distinct tokens, P) token embeddings */
     float *emb;                  /* (N, P) token embedding of every position */
     float *layer_in[2][ELMO_MAX_LAYERS], *layer_out[2][ELMO_MAX_LAYERS]; /* (B,T,P) */
@@ -66,14 +67,17 @@ typedef struct {
     SoftmaxWork softmax_work;
     double loss[2];              /* per direction, last forward */
     long step;                   /* updates done */
-    /* accounting for `elmo bench` */
-    size_t activation_bytes;     /* every per-batch buffer allocated here */
+    Arena arena;                 /* every buffer above but the softmax's own (see carve in trainer.c) */
+    /* seconds per phase, for `elmo bench` */
     double time_cnn, time_highway_proj, time_lstm_forward, time_lstm_backward, time_softmax, time_optimizer;
 } Trainer;
 
 /* model must have a softmax of V rows. seed drives samples and dropout masks. */
 void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed);
 void trainer_free(Trainer *t);
+/* Bytes of every buffer the trainer holds now (its arena, the softmax's gradients and
+ * workspace as grown so far); the parameters are the model's. */
+size_t trainer_bytes(const Trainer *t);
 /* Draws the step's samples (per direction) and dropout masks. */
 void trainer_draw(Trainer *t);
 /* Forward (and, with with_grad, backward into the zeroed gradients) on one batch per
