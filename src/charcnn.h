@@ -1,4 +1,4 @@
-/* charcnn.h - character embedding, convolution and max-pool (SPEC.md section 3, steps 1-2).
+/* charcnn.h - character embedding, convolution and max-pool (docs/design.md section 3, steps 1-2).
  *
  * For filter k of width w and count n:
  *   y[i, f] = act(max over p in 0..C-w of (sum_{j<w, e<De} E[i, p+j, e] W_k[j, e, f]) + b_k[f])

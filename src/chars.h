@@ -1,4 +1,4 @@
-/* chars.h - tokens as character ids (SPEC.md section 2).
+/* chars.h - tokens as character ids (docs/design.md section 2).
  *
  * Training ids: the token's UTF-8 bytes (0..255) truncated to C-2 bytes, framed by
  * begin-of-word 258 and end-of-word 259, padded with 260; <S> and </S> are the special

@@ -1,4 +1,4 @@
-/* highway.h - highway layers over the char-CNN output (SPEC.md section 3, step 3):
+/* highway.h - highway layers over the char-CNN output (docs/design.md section 3, step 3):
  *   g = sigmoid(x W_carry + b_carry);  t = relu(x W_transform + b_transform)
  *   y = g * t + (1 - g) * x
  */

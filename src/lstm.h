@@ -1,4 +1,4 @@
-/* lstm.h - one LSTM layer with optional projection and clipping (SPEC.md section 3, step 5).
+/* lstm.h - one LSTM layer with optional projection and clipping (docs/design.md section 3, step 5).
  *
  *   z = [x_t, h_{t-1}] W + B                       W: (in + Hs, 4H), gates i, j, f, o
  *   c_t = sigmoid(f + 1) c_{t-1} + sigmoid(i) tanh(j)      (forget bias 1.0, as TF)

@@ -1,7 +1,7 @@
 /* mathfn.h - fast, accurate exp, sigmoid and tanh for the element-wise kernels.
  *
  * glibc's scalar tanhf costs ~8 ns here and would take as long as all the GEMMs of a
- * small model (../shared/MACHINE.md). These are branch-free (selects only), so loops
+ * small model (docs/design.md section 11). These are branch-free (selects only), so loops
  * over them vectorise; tests/test_mathfn.c checks them against libm in ULPs over the
  * whole float range, infinities and NaN included.
  */

@@ -19,7 +19,7 @@ typedef enum { ONCE, PER_FILTER, PER_HIGHWAY, PER_LSTM } Repeat;
 typedef enum { ALWAYS, WITH_CHAR_PROJ, WITH_LSTM_PROJ, WITH_SOFTMAX } Presence;
 /* A dimension, in terms of the options (and of the filter kind for the CNN). */
 typedef enum { D_ONE = 1, D_CHAR_ROWS, D_DE, D_WIDTH, D_COUNT, D_F, D_P, D_LSTM_IN, D_4H, D_H, D_V } Dim;
-/* Initialisation of a new model (SPEC.md section 5); N(0, v) has variance v. */
+/* Initialisation of a new model (docs/design.md section 5); N(0, v) has variance v. */
 typedef enum {
     INIT_UNIFORM_1,  /* U(-1, 1) */
     INIT_CNN,        /* relu: U(-0.05, 0.05); tanh: N(0, 1 / (w * De)) */

@@ -1,4 +1,4 @@
-/* model.h - the parameters of the biLM: one buffer, one table (SPEC.md section 7).
+/* model.h - the parameters of the biLM: one buffer, one table (docs/design.md section 7).
  *
  * One static table in model.c describes every kind of tensor: its weight-file name, its
  * TensorFlow name, its shape in terms of the options, its initialisation, whether its
@@ -72,7 +72,7 @@ void model_init_layout(BilmModel *m, const ElmoOptions *opt, long softmax_vocab)
 void model_view(BilmModel *view, const BilmModel *m, float *buffer, size_t n_floats);
 /* Offset (in floats) where the softmax tensors start; n_floats without softmax. */
 size_t model_dense_floats(const BilmModel *m);
-/* Fills every parameter with the SPEC section 5 initialisation from seed. */
+/* Fills every parameter with the initialisation of docs/design.md section 5 from seed. */
 void model_init_random(BilmModel *m, uint64_t seed);
 /* Loads the released layout from an HDF5 weight file with shape checks; softmax is
  * loaded too when the model has one. Notes on stderr what it assumed (char_embed rows). */

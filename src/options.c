@@ -1,4 +1,4 @@
-/* options.c - parsing and validation of options.json (SPEC.md section 1). */
+/* options.c - parsing and validation of options.json (docs/design.md section 1). */
 #include "options.h"
 
 #include <math.h>

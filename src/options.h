@@ -1,4 +1,4 @@
-/* options.h - the model/training options of an options.json file (SPEC.md section 1).
+/* options.h - the model/training options of an options.json file (docs/design.md section 1).
  *
  * The same keys as the released ELMo options.json and the bilm-tf training options.
  * The parsed JSON document is kept so that unknown keys are written back unchanged.

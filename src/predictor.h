@@ -1,4 +1,4 @@
-/* predictor.h - stateful prediction with a trained biLM (SPEC.md section 8).
+/* predictor.h - stateful prediction with a trained biLM (docs/design.md section 8).
  *
  * Input: prediction character ids (B, T, C) of padded sentences `<S> w.. </S>` (ids
  * shifted by one, all-zero padding tokens). A token with any non-zero id is real; a
@@ -40,7 +40,7 @@ typedef struct {
     float *feat, *feat2, *feat3; /* (B*T, F) */
     float *seq_in, *seq_out[ELMO_MAX_LAYERS]; /* (B, T, P) one direction's time order */
     /* per direction: the two directions run concurrently, one thread each, because the
-     * per-step GEMMs are too small to share between cores (../shared/MACHINE.md) */
+     * per-step GEMMs are too small to share between cores (docs/design.md section 11) */
     float *gates[2];            /* (B*T, 4H) */
     float *m_ws[2], *cpre_ws[2], *hp_ws[2]; /* (B, H), (B, H), (B, Hs) */
     float *zero_c[2], *zero_h[2]; /* stateless runs */

@@ -1,5 +1,5 @@
 /* sentences.h - streaming a file of tokenized sentences (one a line) and turning them
- * into prediction batches (SPEC.md section 8). Memory holds one batch, never the file. */
+ * into prediction batches (docs/design.md section 8). Memory holds one batch, never the file. */
 #ifndef ELMO_SENTENCES_H
 #define ELMO_SENTENCES_H
 

@@ -1,4 +1,4 @@
-/* test_dataset.c - the training/evaluation data reader (SPEC.md section 6): packing into
+/* test_dataset.c - the training/evaluation data reader (docs/design.md section 6): packing into
  * streams exactly as bilm-tf's _get_batch, shard order, shuffling, .gz shards, exact
  * resume through an HDF5 group, and bad input. */
 #include <setjmp.h>

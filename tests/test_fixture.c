@@ -1,6 +1,6 @@
-/* test_fixture.c - the bilm-tf reference model reproduced (SPEC.md section 8).
+/* test_fixture.c - the bilm-tf reference model reproduced (docs/design.md section 8).
  *
- * ../shared/fixtures/bilm-tf/model holds a tiny trained biLM and the top-layer
+ * $ELMO_FIXTURES/bilm-tf/model holds a tiny trained biLM and the top-layer
  * embeddings bilm-tf computed for 3 lists of 10 sentences, statefully, in 10 batches of
  * 3 (batch i = sentence i of each list). Skipped (not passed) when the fixture is absent.
  */

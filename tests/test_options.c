@@ -39,7 +39,7 @@ static void test_released_options(void **state) {
     assert_true(o.has_cell_clip && o.has_proj_clip);
     assert_float_equal(o.cell_clip, 3.0f, 0);
     assert_false(o.use_skip_connections);
-    /* defaults of SPEC section 1 */
+    /* defaults of docs/design.md section 1 */
     assert_true(o.bidirectional);
     assert_float_equal(o.dropout, 0.1f, 1e-7);
     assert_int_equal(o.batch_size, 128);

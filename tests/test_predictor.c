@@ -1,4 +1,4 @@
-/* test_predictor.c - stateful prediction semantics (SPEC.md section 8) on a random model:
+/* test_predictor.c - stateful prediction semantics (docs/design.md section 8) on a random model:
  * padded positions keep the state, rows beyond a batch keep theirs, --stateless leaves
  * the stored state alone. */
 #include <setjmp.h>

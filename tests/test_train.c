@@ -1,5 +1,5 @@
 /* test_train.c - the whole training step: the model's loss against finite differences
- * for every parameter tensor over the option combinations of SPEC.md, one Adagrad step
+ * for every parameter tensor over the option combinations of docs/design.md (sections 1, 3), one Adagrad step
  * by hand, and Adagrad's sparse and dense forms agreeing. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* cmd_embed_vocab.c - `elmo embed-vocab`: the token embedding of every vocabulary word
- * (SPEC.md section 3, steps 1-4, each word alone), bilm-tf's dump_token_embeddings. */
+ * (docs/design.md section 3, steps 1-4, each word alone), bilm-tf's dump_token_embeddings. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* adagrad.h - the optimiser of SPEC.md section 5: clipping by the global norm of all
+/* adagrad.h - the optimiser of docs/design.md section 5: clipping by the global norm of all
  * gradients, then Adagrad (accumulators start at 1.0) on the dense tensors and on the
  * rows of the sparse ones (softmax/W, softmax/b) a batch touched. */
 #ifndef ELMO_ADAGRAD_H

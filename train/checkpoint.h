@@ -1,4 +1,4 @@
-/* checkpoint.h - training checkpoints (SPEC.md section 7): an HDF5 file in the released
+/* checkpoint.h - training checkpoints (docs/design.md section 7): an HDF5 file in the released
  * weight layout, which AllenNLP and bilm-tf load as it is, plus what an exact resume
  * needs:
  *   softmax/W, softmax/b                 the output layer

@@ -1,4 +1,4 @@
-/* cmd_eval.c - `elmo eval`: perplexity on held-out data (SPEC.md section 6): full
+/* cmd_eval.c - `elmo eval`: perplexity on held-out data (docs/design.md section 6): full
  * softmax, T = 1, every shard once in order, LSTM states carried, final partial batch
  * dropped; perplexity = exp(mean of the batch losses). */
 #include <getopt.h>

@@ -1,4 +1,4 @@
-/* cmd_train.c - `elmo train`: pretrain or fine-tune the biLM (SPEC.md sections 3-7). */
+/* cmd_train.c - `elmo train`: pretrain or fine-tune the biLM (docs/design.md sections 3-7). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-/* dataset.h - the training/evaluation data of SPEC.md section 6, one reader per direction.
+/* dataset.h - the training/evaluation data of docs/design.md section 6, one reader per direction.
  *
  * Files matching a glob ("shards"), one sentence a line, tokens separated by white space,
  * plain or gzip-compressed (read transparently). A sentence becomes `<S> w1 .. wn </S>`

@@ -1,4 +1,4 @@
-/* softmax.h - the loss of SPEC.md section 4: TensorFlow's sampled softmax (log-uniform
+/* softmax.h - the loss of docs/design.md section 4: TensorFlow's sampled softmax (log-uniform
  * unique sampler, expected-count correction, accidental-hit removal) and the full
  * softmax, forward and backward.
  *

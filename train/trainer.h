@@ -1,4 +1,4 @@
-/* trainer.h - one training step of the biLM (SPEC.md sections 3-5), written out by hand:
+/* trainer.h - one training step of the biLM (docs/design.md sections 3-6), written out by hand:
  * forward with caches, the loss, backward through every layer, global-norm clipping and
  * Adagrad. Also the evaluation forward (full softmax, no dropout).
  *
