@@ -41,18 +41,32 @@ static void write_bytes(const char *path, const void *data, size_t len) {
 
 static int batches_equal(const LmBatch *a, const LmBatch *b) {
     size_t n = (size_t)a->B * a->T;
-    return memcmp(a->inputs, b->inputs, n * sizeof(int32_t)) == 0 &&
-           memcmp(a->targets, b->targets, n * sizeof(int32_t)) == 0 &&
+    return memcmp(a->targets, b->targets, n * sizeof(int32_t)) == 0 &&
            memcmp(a->chars, b->chars, n * a->C * sizeof(int32_t)) == 0;
 }
 
-/* Checks a whole batch: ids, and the char ids of every input against the expected words. */
-static void check_batch(const LmBatch *b, const int32_t *inputs, const int32_t *targets, const char *const *words) {
+/* The vocabulary id of input i, read back from its character ids (the model sees only
+ * those): the word they spell, <UNK> when the vocabulary lacks it. */
+static int32_t input_id(const LmBatch *b, int i, const Vocab *v) {
+    const int32_t *c = b->chars + (size_t)i * b->C;
+    char word[64];
+    int n = 0;
+    if (c[1] == 256 || c[1] == 257) return c[1] == 256 ? v->bos : v->eos;
+    for (int k = 1; k < b->C && c[k] < 256; k++) word[n++] = (char)c[k];
+    word[n] = '\0';
+    const int id = vocab_lookup(v, word);
+    return id >= 0 ? id : v->unk;
+}
+
+/* Checks a whole batch: the input ids (read back from the characters), the targets, and
+ * the char ids of every input against the expected words. */
+static void check_batch(const LmBatch *b, const Vocab *v, const int32_t *inputs, const int32_t *targets,
+                        const char *const *words) {
     int n = b->B * b->T;
     for (int i = 0; i < n; i++) {
-        if (b->inputs[i] != inputs[i] || b->targets[i] != targets[i])
-            fail_msg("position %d: input %d target %d, expected %d %d", i, b->inputs[i], b->targets[i], inputs[i],
-                     targets[i]);
+        if (input_id(b, i, v) != inputs[i] || b->targets[i] != targets[i])
+            fail_msg("position %d: input %d target %d, expected %d %d", i, input_id(b, i, v), b->targets[i],
+                     inputs[i], targets[i]);
         int32_t want[C8];
         chars_encode(words[i], C8, want);
         assert_memory_equal(b->chars + (size_t)i * C8, want, sizeof want);
@@ -86,26 +100,26 @@ static void test_packing_forward(void **state) {
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in1[] = {0, 3, 4, 0, 2, 6}, tg1[] = {3, 4, 5, 2, 6, 1};
     const char *w1[] = {"<S>", "the", "cat", "<S>", "a", "dog"};
-    check_batch(&b, in1, tg1, w1);
+    check_batch(&b, &v, in1, tg1, w1);
     /* literal char ids: the OOV word "a" is spelled (its id is <UNK>), <S> is the marker */
     const int32_t a_chars[C8] = {258, 'a', 259, 260, 260, 260, 260, 260};
     const int32_t bos_chars[C8] = {258, 256, 259, 260, 260, 260, 260, 260};
     assert_memory_equal(b.chars + (1 * 3 + 1) * C8, a_chars, sizeof a_chars);
     assert_memory_equal(b.chars + 0, bos_chars, sizeof bos_chars);
-    assert_int_equal(b.inputs[1 * 3 + 1], 2);
+    assert_int_equal(input_id(&b, 1 * 3 + 1, &v), 2);
     assert_int_equal(b.targets[1 * 3 + 0], 2);
 
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in2[] = {5, 0, 4, 0, 3, 6}, tg2[] = {1, 4, 1, 3, 6, 5};
     const char *w2[] = {"sat", "<S>", "cat", "<S>", "the", "dog"};
-    check_batch(&b, in2, tg2, w2);
+    check_batch(&b, &v, in2, tg2, w2);
     const int32_t sat_chars[C8] = {258, 's', 'a', 't', 259, 260, 260, 260};
     assert_memory_equal(b.chars + 0, sat_chars, sizeof sat_chars);
 
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in3[] = {0, 3, 4, 5, 3, 4}, tg3[] = {3, 4, 5, 3, 4, 1};
     const char *w3[] = {"<S>", "the", "cat", "sat", "the", "cat"};
-    check_batch(&b, in3, tg3, w3);
+    check_batch(&b, &v, in3, tg3, w3);
 
     lm_batch_free(&b);
     lm_reader_close(r);
@@ -129,7 +143,7 @@ static void test_packing_backward(void **state) {
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in1[] = {1, 5, 4, 1, 6, 2}, tg1[] = {5, 4, 3, 6, 2, 0};
     const char *w1[] = {"</S>", "sat", "cat", "</S>", "dog", "a"};
-    check_batch(&b, in1, tg1, w1);
+    check_batch(&b, &v, in1, tg1, w1);
     const int32_t eos_chars[C8] = {258, 257, 259, 260, 260, 260, 260, 260};
     const int32_t a_chars[C8] = {258, 'a', 259, 260, 260, 260, 260, 260};
     assert_memory_equal(b.chars + 0, eos_chars, sizeof eos_chars);
@@ -138,12 +152,12 @@ static void test_packing_backward(void **state) {
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in2[] = {3, 1, 4, 1, 4, 3}, tg2[] = {0, 4, 0, 4, 3, 5};
     const char *w2[] = {"the", "</S>", "cat", "</S>", "cat", "the"};
-    check_batch(&b, in2, tg2, w2);
+    check_batch(&b, &v, in2, tg2, w2);
 
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in3[] = {1, 5, 4, 5, 6, 3}, tg3[] = {5, 4, 3, 6, 3, 0};
     const char *w3[] = {"</S>", "sat", "cat", "sat", "dog", "the"};
-    check_batch(&b, in3, tg3, w3);
+    check_batch(&b, &v, in3, tg3, w3);
 
     lm_batch_free(&b);
     lm_reader_close(r);
@@ -180,7 +194,7 @@ static void test_eval_order_and_end(void **state) {
         int n = 0, rc;
         while ((rc = lm_reader_next(r, &b)) == 1) {
             assert_true(n < 9);
-            assert_int_equal(b.inputs[0], reverse ? bw_in[n] : fw_in[n]);
+            assert_int_equal(input_id(&b, 0, &v), reverse ? bw_in[n] : fw_in[n]);
             assert_int_equal(b.targets[0], reverse ? bw_tg[n] : fw_tg[n]);
             n++;
         }
@@ -198,7 +212,7 @@ static void test_eval_order_and_end(void **state) {
     lm_batch_init(&b, 2, 2, C8);
     assert_int_equal(lm_reader_next(r, &b), 1);
     const int32_t in[] = {0, 3, 0, 5}, tg[] = {3, 4, 5, 1};
-    assert_memory_equal(b.inputs, in, sizeof in);
+    for (int i = 0; i < 4; i++) assert_int_equal(input_id(&b, i, &v), in[i]);
     assert_memory_equal(b.targets, tg, sizeof tg);
     assert_int_equal(lm_reader_next(r, &b), 0);
     assert_int_equal(lm_reader_next(r, &b), 0);
@@ -249,7 +263,7 @@ static void read_one_pass(LmReader *r, const Vocab *v, int *seen) {
     int n = 0, cur_k = -1, cur_j = 0;
     for (int i = 0; i < total_inputs; i++) {
         assert_int_equal(lm_reader_next(r, &b), 1);
-        if (b.inputs[0] == v->bos) {
+        if (input_id(&b, 0, v) == v->bos) {
             assert_true(n < SH_SENTENCES);
             assert_int_equal(cur_k, -1); /* the previous sentence was complete */
             const char *w = v->words[b.targets[0]];
@@ -459,7 +473,7 @@ static void test_exact_resume(void **state) {
             int taken = 0; /* sentences taken so far: each starts with an input marker */
             for (int i = 0; i < K; i++) {
                 assert_int_equal(lm_reader_next(a, &ba), 1);
-                for (int p = 0; p < B * T; p++) taken += ba.inputs[p] == (reverse ? v.eos : v.bos);
+                for (int p = 0; p < B * T; p++) taken += input_id(&ba, p, &v) == (reverse ? v.eos : v.bos);
             }
             int partial = 0;
             for (int row = 0; K > 0 && row < B; row++)
@@ -688,7 +702,7 @@ static void test_reading_speed(void **state) {
             int rc;
             while ((rc = lm_reader_next(r, &b)) == 1) {
                 batches++;
-                for (int p = 0; p < B * T; p++) starts += b.inputs[p] == v.bos;
+                for (int p = 0; p < B * T; p++) starts += input_id(&b, p, &v) == v.bos;
             }
             assert_int_equal(rc, 0);
             /* every target but those of the dropped final batch and the streams' leftovers */
@@ -698,7 +712,7 @@ static void test_reading_speed(void **state) {
             long n = batches = (long)((tokens - sentences) / ((size_t)B * T));
             for (long i = 0; i < n; i++) {
                 assert_int_equal(lm_reader_next(r, &b), 1);
-                for (int p = 0; p < B * T; p++) starts += b.inputs[p] == v.bos;
+                for (int p = 0; p < B * T; p++) starts += input_id(&b, p, &v) == v.bos;
             }
         }
         double dt = elmo_now() - t0;

@@ -50,7 +50,6 @@ static void random_batch(LmBatch *b, int V, uint64_t seed) {
         for (int k = 0; k < len; k++) word[k] = (char)('a' + rng_next(&r) % 26);
         word[len] = '\0';
         chars_encode(i % 7 == 0 ? "<S>" : word, b->C, b->chars + (size_t)i * b->C);
-        b->inputs[i] = (int32_t)(rng_next(&r) % V);
         b->targets[i] = (int32_t)(rng_next(&r) % V);
     }
 }

@@ -131,7 +131,6 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
             for (int i = 0; i < B * T; i++) {
                 random_word(&rng, word);
                 chars_encode(word, opt->max_chars, b->chars + (size_t)i * opt->max_chars);
-                b->inputs[i] = (int32_t)(rng_next(&rng) % (uint64_t)V);
                 b->targets[i] = (int32_t)(rng_next(&rng) % (uint64_t)V);
             }
         }

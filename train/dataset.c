@@ -42,14 +42,12 @@ void lm_batch_init(LmBatch *b, int B, int T, int C) {
     b->C = C;
     const size_t positions = (size_t)B * T;
     b->chars = xcalloc(positions * C, sizeof(int32_t));
-    b->inputs = xcalloc(positions, sizeof(int32_t));
     b->targets = xcalloc(positions, sizeof(int32_t));
-    b->bytes = (positions * C + 2 * positions) * sizeof(int32_t);
+    b->bytes = (positions * C + positions) * sizeof(int32_t);
 }
 
 void lm_batch_free(LmBatch *b) {
     free(b->chars);
-    free(b->inputs);
     free(b->targets);
     memset(b, 0, sizeof *b);
 }
@@ -401,7 +399,6 @@ int lm_reader_next(LmReader *r, LmBatch *batch) {
             const int32_t *ids = s->ids + s->pos;
             const char *const *tok = s->tok + s->pos;
             for (int k = 0; k < how; k++) {
-                batch->inputs[at + k] = ids[k];
                 batch->targets[at + k] = ids[k + 1];
                 int32_t *dst = batch->chars + (at + k) * C;
                 if (tok[k] == BOS_WORD) chars_encode_marker(CHAR_BOS, C, dst);

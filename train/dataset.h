@@ -28,7 +28,6 @@
 typedef struct {
     int B, T, C;
     int32_t *chars;      /* (B, T, C) training character ids of the inputs */
-    int32_t *inputs;     /* (B, T) vocabulary ids of the inputs */
     int32_t *targets;    /* (B, T) vocabulary ids of the next tokens */
     size_t bytes;        /* allocated by lm_batch_init */
 } LmBatch;
