@@ -143,6 +143,21 @@ static void test_bad_vocab_and_options(void **state) {
     expect_embed_failure(path, weights, vocab, input, "badopts.json", NULL);
     write_text_file(tmp_path(path, sizeof path, "notjson.json"), "\x89PNG\x01\x02");
     expect_embed_failure(path, weights, vocab, input, "notjson.json", NULL);
+    /* counts beyond the fixed arrays behind them: the key named, never an internal error */
+    static const char *const over_limit[][3] = {
+        {"60", "1", "key 'char_cnn.n_highway' is 60, at most 16 are supported"},
+        {"1", "17", "key 'lstm.n_layers' is 17, at most 16 are supported"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"char_cnn\": {\"embedding\": {\"dim\": 4}, \"filters\": [[1, 4]], \"max_characters_per_token\": 50,"
+                 " \"n_characters\": 262, \"activation\": \"relu\", \"n_highway\": %s}, \"lstm\": {\"dim\": 8,"
+                 " \"projection_dim\": 4, \"n_layers\": %s}}",
+                 over_limit[i][0], over_limit[i][1]);
+        write_text_file(tmp_path(path, sizeof path, "limits.json"), text);
+        expect_embed_failure(path, weights, vocab, input, over_limit[i][2], NULL);
+    }
 }
 
 /* A batch whose padded buffers would exceed --max-memory is refused, naming the long line. */
