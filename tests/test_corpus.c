@@ -569,25 +569,36 @@ static pid_t spawn_stuck_at_shard_3(const char *command, const char *out, int ig
 
 /* A run ended by a signal while it writes shard 3 of 5 removes shards 0-2 it had
  * completed and its temporary file (`shard` and `prepare`, SIGINT and SIGTERM), and its
- * exit status is the signal's. */
+ * exit status is the signal's. Started with SIGHUP ignored (nohup), a SIGHUP leaves it
+ * running. */
 static void test_killed_mid_shards_removes_them(void **state) {
-    const char *commands[] = {"shard", "prepare"};
-    const int signals[] = {SIGINT, SIGTERM};
-    for (int k = 0; k < 2; k++) {
+    const struct {
+        const char *command;
+        int sig, ignore_hup;
+    } cases[] = {{"shard", SIGINT, 0}, {"prepare", SIGTERM, 0}, {"shard", SIGINT, 1}};
+    for (int k = 0; k < 3; k++) {
         char out[600];
         tmp_path(out, sizeof out, "killed_mid_shards");
         int fd, status;
-        pid_t pid = spawn_stuck_at_shard_3(commands[k], out, 0, &fd);
+        pid_t pid = spawn_stuck_at_shard_3(cases[k].command, out, cases[k].ignore_hup, &fd);
         assert_int_equal(count_files(out), 4);
-        kill(pid, signals[k]);
+        if (cases[k].ignore_hup) {
+            kill(pid, SIGHUP);
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+            if (waitpid(pid, &status, WNOHANG) != 0) fail_msg("SIGHUP ended a run that ignores it");
+            assert_int_equal(count_files(out), 4);
+        }
+        kill(pid, cases[k].sig);
         assert_int_equal(waitpid(pid, &status, 0), pid);
         close(fd);
-        if (!WIFSIGNALED(status) || WTERMSIG(status) != signals[k])
-            fail_msg("%s: status %#x, expected death by signal %d", commands[k], status, signals[k]);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != cases[k].sig)
+            fail_msg("%s: status %#x, expected death by signal %d", cases[k].command, status, cases[k].sig);
         if (count_files(out) != 0) {
             Lines l = {0};
             list_files(out, "", &l);
-            fail_msg("%s: %zu files left after signal %d, the first %s", commands[k], l.n, signals[k], l.line[0]);
+            fail_msg("%s: %zu files left after signal %d, the first %s", cases[k].command, l.n, cases[k].sig,
+                     l.line[0]);
         }
     }
 }
