@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,57 +45,148 @@ int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) 
     return 0;
 }
 
-/* Temporary files to remove if the process dies before committing them. */
-#define MAX_PENDING 8
-static char *volatile pending_paths[MAX_PENDING];
+/* ---------------------------------------------- files removed if the process ends early */
 
-static void remove_pending(void) {
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (pending_paths[i]) unlink(pending_paths[i]);
+/* One registered file. Entries are chained once and never freed (a released one is
+ * reused), and a path is set only when complete and cleared before it is freed, so the
+ * signal handler may walk the chain at any moment. */
+struct FileRemoval {
+    char *volatile path;                   /* NULL: free */
+    int set;                               /* 0: a pending temporary, else its FileSet's id */
+    struct FileRemoval *volatile next;     /* the chain the handler walks */
+    struct FileRemoval *next_free;
+};
+static struct FileRemoval *volatile removals;
+static struct FileRemoval *free_removals;
+
+static const int caught_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction previous_action[3];
+
+/* Async-signal-safe: it only reads the chain and unlinks. */
+static void remove_registered(void) {
+    for (struct FileRemoval *r = removals; r; r = r->next) {
+        char *path = r->path;
+        if (path) unlink(path);
+    }
 }
 
 static void on_signal(int sig) {
-    remove_pending();
-    signal(sig, SIG_DFL);
+    int saved_errno = errno;
+    remove_registered();
+    for (int i = 0; i < 3; i++)
+        if (caught_signals[i] == sig) sigaction(sig, &previous_action[i], NULL);
+    /* Blocked until this handler returns, then delivered under the previous disposition
+     * (by default: the process ends, with the signal as its status). */
     raise(sig);
+    errno = saved_errno;
 }
 
-static void register_pending(char *tmp) {
+static void install_handlers(void) {
     static int installed;
-    if (!installed) {
-        installed = 1;
-        atexit(remove_pending);
-        at_quick_exit(remove_pending);
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
-        signal(SIGHUP, on_signal);
+    if (installed) return;
+    installed = 1;
+    atexit(remove_registered);
+    at_quick_exit(remove_registered);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++) sigaddset(&sa.sa_mask, caught_signals[i]); /* one handler at a time */
+    for (int i = 0; i < 3; i++) {
+        struct sigaction now;
+        sigaction(caught_signals[i], NULL, &now);
+        if (now.sa_handler == SIG_IGN) continue; /* nohup: stays ignored */
+        sigaction(caught_signals[i], &sa, &previous_action[i]);
     }
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (!pending_paths[i]) {
-            pending_paths[i] = tmp;
-            return;
-        }
-    CHECK(0, "more than %d files pending", MAX_PENDING);
 }
 
-static void unregister_pending(const char *tmp) {
-    for (int i = 0; i < MAX_PENDING; i++)
-        if (pending_paths[i] == tmp) pending_paths[i] = NULL;
+/* Registers a copy of path for removal. */
+static struct FileRemoval *register_removal(const char *path, int set) {
+    install_handlers();
+    struct FileRemoval *r = free_removals;
+    if (r) {
+        free_removals = r->next_free;
+    } else {
+        r = xcalloc(1, sizeof *r);
+        r->next = removals;
+        atomic_signal_fence(memory_order_release); /* a handler sees it whole */
+        removals = r;
+    }
+    r->set = set;
+    char *copy = xstrdup(path);
+    atomic_signal_fence(memory_order_release);
+    r->path = copy;
+    return r;
 }
+
+/* Forgets the file (it stays, or is already gone). */
+static void release_removal(struct FileRemoval *r) {
+    char *path = r->path;
+    r->path = NULL;
+    free(path);
+    r->next_free = free_removals;
+    free_removals = r;
+}
+
+/* Keeps (or removes first) every file of set s, and ends it. */
+static void fileset_end(FileSet *s, int remove) {
+    if (s->id == 0) return;
+    for (struct FileRemoval *r = removals; r; r = r->next)
+        if (r->path && r->set == s->id) {
+            if (remove) unlink(r->path);
+            release_removal(r);
+        }
+    s->id = 0;
+}
+
+void fileset_begin(FileSet *s) {
+    static int last_id;
+    s->id = ++last_id;
+}
+
+void fileset_add(FileSet *s, const char *path) {
+    CHECK(s->id > 0, "%s: added to a set not begun", path);
+    register_removal(path, s->id);
+}
+
+void fileset_discard(FileSet *s) { fileset_end(s, 1); }
+
+void fileset_keep(FileSet *s) { fileset_end(s, 0); }
+
+int file_open_unnamed(const char *dir, int *fd) {
+    size_t n = strlen(dir) + 16;
+    char *name = xmalloc(n);
+    snprintf(name, n, "%s/.spill-XXXXXX", dir);
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (int i = 0; i < 3; i++) sigaddset(&block, caught_signals[i]);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    *fd = mkstemp(name);
+    int e = errno;
+    if (*fd >= 0) unlink(name);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    free(name);
+    if (*fd < 0) return elmo_fail("%s: cannot create a temporary file: %s", dir, strerror(e));
+    return 0;
+}
+
+/* ------------------------------------------------------------------ pending files */
 
 void pending_begin(PendingFile *f, const char *path) {
     size_t n = strlen(path) + 32;
     f->path = xstrdup(path);
     f->tmp = xmalloc(n);
     snprintf(f->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    register_pending(f->tmp);
+    f->removal = register_removal(f->tmp, 0);
 }
 
 static void pending_release(PendingFile *f) {
-    unregister_pending(f->tmp);
+    release_removal(f->removal);
     free(f->tmp);
     free(f->path);
     f->tmp = f->path = NULL;
+    f->removal = NULL;
 }
 
 static int fsync_path(const char *path, int directory) {

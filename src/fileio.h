@@ -14,18 +14,52 @@ int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len);
 /* Writes data to path atomically. */
 int file_write_atomic(const char *path, const void *data, size_t len);
 
+/* ------------------------------------------------ files removed if the process ends early
+ *
+ * The temporary file of every PendingFile, and the files of a FileSet, are removed if the
+ * process ends before they are committed or kept: through exit() or quick_exit(), or by
+ * SIGINT, SIGTERM or SIGHUP. The handler (installed with sigaction when the first file is
+ * registered) only unlinks the registered files and raises the signal again under the
+ * disposition it replaced, so the process ends as it would have without it (its exit
+ * status is the signal's). A signal ignored when the first file is registered (nohup)
+ * stays ignored. Files are registered from one thread at a time. */
+
+struct FileRemoval;
+
 /* A result being written: `tmp` is where to write, `path` where it goes on commit. */
 typedef struct {
     char *path;
     char *tmp;
+    struct FileRemoval *removal; /* private to fileio.c */
 } PendingFile;
 
 /* Chooses the temporary name "<path>.tmp.<pid>" and registers it for removal if the
- * process is interrupted (SIGINT, SIGTERM, SIGHUP) or exits before the commit. */
+ * process ends before the commit. */
 void pending_begin(PendingFile *f, const char *path);
 /* fsyncs the temporary file, renames it to the final path, fsyncs the directory. */
 int pending_commit(PendingFile *f);
 /* Removes the temporary file (after an error). */
 void pending_abort(PendingFile *f);
+
+/* Results that are only right as a complete set (the shards of a corpus): the files
+ * added to a set are removed if the process ends early, or by fileset_discard, until
+ * fileset_keep. */
+typedef struct {
+    int id;              /* 0: no set */
+} FileSet;
+
+void fileset_begin(FileSet *s);
+/* Adds path (copied) to the set; before it is renamed into place, so that a signal right
+ * after the rename finds it. */
+void fileset_add(FileSet *s, const char *path);
+/* Removes the files of the set, and ends it. */
+void fileset_discard(FileSet *s);
+/* Keeps the files of the set, and ends it. */
+void fileset_keep(FileSet *s);
+
+/* A file in dir without a name (spill data): created and unlinked at once, with the
+ * signals above blocked in between, so nothing of it survives the process however it
+ * ends. *fd receives it (read and write). */
+int file_open_unnamed(const char *dir, int *fd);
 
 #endif

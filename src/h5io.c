@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -117,12 +118,18 @@ int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, c
     return 0;
 }
 
+/* A group creation property list without timestamps (caller closes it). */
+static hid_t group_plist(void) {
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_obj_track_times(gcpl, 0);
+    return gcpl;
+}
+
 int h5io_create_groups(hid_t file, const char *name) {
     char prefix[256];
     size_t n = strlen(name);
     CHECK(n < sizeof prefix, "dataset name too long: %s", name);
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
-    H5Pset_obj_track_times(gcpl, 0);
+    hid_t gcpl = group_plist();
     int rc = 0;
     for (size_t i = 1; i < n && rc == 0; i++) {
         if (name[i] != '/') continue;
@@ -155,4 +162,183 @@ int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, 
     H5Pclose(dcpl);
     if (st < 0) return elmo_fail("%s: cannot write dataset %s (disk full?)", path, name);
     return 0;
+}
+
+/* ------------------------------------------------------- integer and string datasets */
+
+/* Creates dataset name of shape (n) (rank 0 when scalar) of file_type, and writes data
+ * (mem_type) into it, after creating the groups of its path and deleting a dataset
+ * already there. */
+static int write_dataset(hid_t loc, const char *path, const char *name, hid_t file_type, hid_t mem_type,
+                         int scalar, hsize_t n, const void *data) {
+    if (h5io_create_groups(loc, name) < 0) return elmo_fail("%s: cannot create the groups of %s", path, name);
+    if (H5Lexists(loc, name, H5P_DEFAULT) > 0 && H5Ldelete(loc, name, H5P_DEFAULT) < 0)
+        return elmo_fail("%s: cannot replace %s", path, name);
+    hid_t space = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    hid_t dcpl = h5io_dataset_plist();
+    hid_t ds = space < 0 ? -1 : H5Dcreate2(loc, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    int ok = ds >= 0 && (n == 0 || H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    if (ds >= 0 && H5Dclose(ds) < 0) ok = 0;
+    H5Pclose(dcpl);
+    if (space >= 0) H5Sclose(space);
+    if (!ok) return elmo_fail("%s: cannot write %s (disk full?)", path, name);
+    return 0;
+}
+
+/* Opens dataset name, checks it holds n elements (n < 0: any; *got receives the count). */
+static hid_t open_dataset(hid_t loc, const char *path, const char *name, long long n, size_t *got) {
+    if (!h5io_exists(loc, name)) {
+        elmo_fail("%s: missing dataset %s", path, name);
+        return -1;
+    }
+    hid_t ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) {
+        elmo_fail("%s: %s is not a dataset", path, name);
+        return -1;
+    }
+    hid_t space = H5Dget_space(ds);
+    hssize_t count = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+    if (space >= 0) H5Sclose(space);
+    if (count < 0 || (n >= 0 && count != n)) {
+        H5Dclose(ds);
+        elmo_fail("%s: %s holds %lld values, expected %lld", path, name, (long long)count, n);
+        return -1;
+    }
+    if (got) *got = (size_t)count;
+    return ds;
+}
+
+static int read_integers(hid_t loc, const char *path, const char *name, hid_t mem_type, hsize_t n, void *out) {
+    hid_t ds = open_dataset(loc, path, name, (long long)n, NULL);
+    if (ds < 0) return -1;
+    hid_t ft = H5Dget_type(ds);
+    int is_int = ft >= 0 && H5Tget_class(ft) == H5T_INTEGER;
+    if (ft >= 0) H5Tclose(ft);
+    int ok = is_int && H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
+    H5Dclose(ds);
+    if (!ok) return elmo_fail("%s: cannot read %s as integers", path, name);
+    return 0;
+}
+
+int h5io_write_u64(hid_t loc, const char *path, const char *name, const uint64_t *v, hsize_t n) {
+    return write_dataset(loc, path, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, n, v);
+}
+
+int h5io_read_u64(hid_t loc, const char *path, const char *name, uint64_t *v, hsize_t n) {
+    return read_integers(loc, path, name, H5T_NATIVE_UINT64, n, v);
+}
+
+int h5io_write_i64(hid_t loc, const char *path, const char *name, int64_t v) {
+    return write_dataset(loc, path, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, 1, &v);
+}
+
+int h5io_read_i64(hid_t loc, const char *path, const char *name, int64_t *v) {
+    return read_integers(loc, path, name, H5T_NATIVE_INT64, 1, v);
+}
+
+static hid_t vlen_string_type(void) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+int h5io_write_strings(hid_t loc, const char *path, const char *name, const char *const *s, size_t n) {
+    hid_t t = vlen_string_type();
+    int rc = write_dataset(loc, path, name, t, t, 0, n, s);
+    H5Tclose(t);
+    return rc;
+}
+
+int h5io_read_strings(hid_t loc, const char *path, const char *name, char ***out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    size_t count;
+    hid_t ds = open_dataset(loc, path, name, -1, &count);
+    if (ds < 0) return -1;
+    hid_t ft = H5Dget_type(ds);
+    int ok = ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0;
+    if (ft >= 0) H5Tclose(ft);
+    if (!ok) {
+        H5Dclose(ds);
+        return elmo_fail("%s: %s is not a dataset of variable-length strings", path, name);
+    }
+    char **tmp = xcalloc(count ? count : 1, sizeof *tmp);
+    if (count > 0) {
+        hid_t t = vlen_string_type();
+        hid_t space = H5Dget_space(ds);
+        ok = H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) >= 0;
+        if (ok) {
+            char **copy = xmalloc(count * sizeof *copy);
+            for (size_t i = 0; i < count; i++) copy[i] = xstrdup(tmp[i] ? tmp[i] : "");
+            *out = copy;
+            *n = count;
+#if H5_VERSION_GE(1, 12, 0)
+            H5Treclaim(t, space, H5P_DEFAULT, tmp);
+#else
+            H5Dvlen_reclaim(t, space, H5P_DEFAULT, tmp);
+#endif
+        }
+        H5Sclose(space);
+        H5Tclose(t);
+    }
+    free(tmp);
+    H5Dclose(ds);
+    if (!ok) return elmo_fail("%s: cannot read %s", path, name);
+    return 0;
+}
+
+void h5io_free_strings(char **s, size_t n) {
+    for (size_t i = 0; i < n; i++) free(s[i]);
+    free(s);
+}
+
+/* ---------------------------------------------------------- attributes and groups */
+
+int h5io_write_string_attr(hid_t obj, const char *path, const char *name, const char *value) {
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, strlen(value) + 1);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = attr >= 0 ? H5Awrite(attr, type, value) : -1;
+    if (attr >= 0 && H5Aclose(attr) < 0) st = -1;
+    H5Sclose(space);
+    H5Tclose(type);
+    if (st < 0) return elmo_fail("%s: cannot write attribute %s (disk full?)", path, name);
+    return 0;
+}
+
+int h5io_read_string_attr(hid_t obj, const char *path, const char *name, char *out, size_t size) {
+    if (H5Aexists(obj, name) <= 0) return elmo_fail("%s: missing attribute %s", path, name);
+    hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t type = H5Aget_type(attr);
+    size_t n = H5Tget_size(type);
+    char *buf = xcalloc(n + 1, 1);
+    hid_t mem = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mem, n);
+    herr_t st = H5Aread(attr, mem, buf);
+    snprintf(out, size, "%s", buf);
+    free(buf);
+    H5Tclose(mem);
+    H5Tclose(type);
+    H5Aclose(attr);
+    if (st < 0) return elmo_fail("%s: cannot read attribute %s", path, name);
+    return 0;
+}
+
+int h5io_create_group(hid_t loc, const char *path, const char *name, hid_t *group) {
+    hid_t gcpl = group_plist();
+    *group = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    if (*group < 0) return elmo_fail("%s: cannot create group %s", path, name);
+    return 0;
+}
+
+const char *h5io_describe(hid_t obj, const char *what, char *buf, size_t size) {
+    silence_hdf5();
+    char file[512] = "?", name[512] = "?";
+    if (H5Fget_name(obj, file, sizeof file) < 0) snprintf(file, sizeof file, "?");
+    if (H5Iget_name(obj, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+    snprintf(buf, size, "%s: %s %s", file, what, name);
+    return buf;
 }

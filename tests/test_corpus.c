@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -522,6 +523,86 @@ static void test_interrupted_leaves_nothing(void **state) {
     }
 }
 
+/* Starts `elmo <command>` into out (5 shards) and returns once it is writing shard 3
+ * with shards 0-2 complete: the temporary name of shard 3 is made a FIFO before the
+ * program starts (it keeps its pid across exec), and the program's write waits there
+ * (or its fsync's open, for a shard smaller than the pipe) as long as nobody reads;
+ * *fifo_fd receives our end. ignore_hup: SIGHUP ignored, as under nohup. */
+static pid_t spawn_stuck_at_shard_3(const char *command, const char *out, int ignore_hup, int *fifo_fd) {
+    char bin[600], train[700], fifo[800];
+    snprintf(bin, sizeof bin, "%s", elmo_bin());
+    char *argv[] = {bin, (char *)command, "--input", corpus_glob, "--output-dir", (char *)out, "--shards", "5", "--quiet",
+                    NULL};
+    make_dir(out);
+    snprintf(train, sizeof train, "%s/train", out);
+    make_dir(train);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        if (ignore_hup) signal(SIGHUP, SIG_IGN);
+        if (read(go[0], &c, 1) != 1) _exit(127);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(go[0]);
+    snprintf(fifo, sizeof fifo, "%s/shard-00003.txt.tmp.%ld", train, (long)pid);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    *fifo_fd = open(fifo, O_RDONLY | O_NONBLOCK); /* the writer's open then does not wait */
+    assert_true(*fifo_fd >= 0);
+    assert_int_equal(write(go[1], "x", 1), 1);
+    close(go[1]);
+    struct pollfd p = {.fd = *fifo_fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 60000), 1); /* its first bytes of shard 3 */
+    char done[800];
+    for (int i = 0; i < 3; i++) {
+        snprintf(done, sizeof done, "%s/shard-%05d.txt", train, i);
+        assert_true(file_exists(done));
+    }
+    return pid;
+}
+
+/* A run ended by a signal while it writes shard 3 of 5 removes shards 0-2 it had
+ * completed and its temporary file (`shard` and `prepare`, SIGINT and SIGTERM), and its
+ * exit status is the signal's. Started with SIGHUP ignored (nohup), a SIGHUP leaves it
+ * running. */
+static void test_killed_mid_shards_removes_them(void **state) {
+    const struct {
+        const char *command;
+        int sig, ignore_hup;
+    } cases[] = {{"shard", SIGINT, 0}, {"prepare", SIGTERM, 0}, {"shard", SIGINT, 1}};
+    for (int k = 0; k < 3; k++) {
+        char out[600];
+        tmp_path(out, sizeof out, "killed_mid_shards");
+        int fd, status;
+        pid_t pid = spawn_stuck_at_shard_3(cases[k].command, out, cases[k].ignore_hup, &fd);
+        assert_int_equal(count_files(out), 4);
+        if (cases[k].ignore_hup) {
+            kill(pid, SIGHUP);
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+            if (waitpid(pid, &status, WNOHANG) != 0) fail_msg("SIGHUP ended a run that ignores it");
+            assert_int_equal(count_files(out), 4);
+        }
+        kill(pid, cases[k].sig);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        close(fd);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != cases[k].sig)
+            fail_msg("%s: status %#x, expected death by signal %d", cases[k].command, status, cases[k].sig);
+        if (count_files(out) != 0) {
+            Lines l = {0};
+            list_files(out, "", &l);
+            fail_msg("%s: %zu files left after signal %d, the first %s", cases[k].command, l.n, cases[k].sig,
+                     l.line[0]);
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ vocab */
 
 static void test_vocab_order_cutoffs_counts(void **state) {
@@ -883,6 +964,7 @@ int main(void) {
         cmocka_unit_test(test_shard_force),
         cmocka_unit_test(test_memory_bounded),
         cmocka_unit_test(test_interrupted_leaves_nothing),
+        cmocka_unit_test(test_killed_mid_shards_removes_them),
         cmocka_unit_test(test_vocab_order_cutoffs_counts),
         cmocka_unit_test(test_vocab_reproduces_brown),
         cmocka_unit_test(test_prepared_corpus_trains),

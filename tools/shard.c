@@ -10,7 +10,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,59 +108,6 @@ static int find_outputs(const char *dir, const char *prefix, PathList *found) {
     return 0;
 }
 
-/* ---------------------------------------------------- outputs removed if the run fails */
-
-/* The shards are only right as a complete set: the files this run has completed are
- * removed again if it fails, or if a signal ends it. The array is allocated before the
- * first file is written and never moved, so the signal handler can read it. */
-static char **done_paths;
-static volatile sig_atomic_t n_done;
-static const int caught_signals[3] = {SIGINT, SIGTERM, SIGHUP};
-static struct sigaction previous_action[3];
-static int guard_installed[3], guarded;
-
-static void remove_done(void) {
-    for (sig_atomic_t i = 0; i < n_done; i++) unlink(done_paths[i]);
-}
-
-static void on_signal(int sig) {
-    remove_done();
-    for (int i = 0; i < 3; i++)
-        if (caught_signals[i] == sig) sigaction(sig, &previous_action[i], NULL);
-    /* Delivered once this handler returns, to the previous handler: fileio's, which
-     * removes the temporary file being written and ends the process. */
-    raise(sig);
-}
-
-/* Called after the first pending_begin, so that fileio's handlers (installed then) are
- * the previous ones. Signals the user ignores (nohup) stay ignored. */
-static void guard_install(void) {
-    static int at_exit;
-    if (!at_exit) { /* exit() too (out of memory): n_done is 0 once a run is over */
-        at_exit = 1;
-        atexit(remove_done);
-    }
-    guarded = 1;
-    for (int i = 0; i < 3; i++) {
-        struct sigaction now;
-        sigaction(caught_signals[i], NULL, &now);
-        if (now.sa_handler == SIG_IGN) continue;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(caught_signals[i], &sa, &previous_action[i]);
-        guard_installed[i] = 1;
-    }
-}
-
-static void guard_remove(void) {
-    for (int i = 0; i < 3; i++)
-        if (guard_installed[i]) sigaction(caught_signals[i], &previous_action[i], NULL);
-    memset(guard_installed, 0, sizeof guard_installed);
-    guarded = 0;
-}
-
 /* ------------------------------------------------------------------- output files */
 
 typedef struct {
@@ -212,16 +158,14 @@ static int output_write(Output *w, const char *p, size_t n) {
     return 0;
 }
 
-/* Closes, syncs and renames the file into place; it joins the completed ones. */
-static int output_commit(Output *w) {
+/* Closes, syncs and renames the file into place; it joins the completed ones in done. */
+static int output_commit(Output *w, FileSet *done) {
     errno = 0;
     int bad = w->gz ? gzclose(w->gz) != Z_OK : fclose(w->f) != 0;
     w->f = NULL;
     w->gz = NULL;
     if (bad) return output_fail(w);
-    /* counted as done before the rename, so that a signal right after it finds it */
-    done_paths[n_done] = xstrdup(w->pending.path);
-    n_done = n_done + 1;
+    fileset_add(done, w->pending.path);
     return pending_commit(&w->pending);
 }
 
@@ -255,21 +199,14 @@ typedef struct {
     size_t shard_cap;
     size_t *starts, *order;
     size_t lines_cap;
+    FileSet done;        /* the files completed: removed again if the run fails */
 } Sharder;
 
-/* A temporary file in dir, unlinked at once: it lives until it is closed or the process
- * ends, whatever the way. Signals wait while it still has a name. */
+/* A temporary file in dir without a name: it lives until it is closed or the process
+ * ends, whatever the way. */
 static int spill_open(Spill *s, const char *dir, size_t buffer) {
-    char *name = join_path(dir, ".spill-XXXXXX");
-    sigset_t block, old;
-    sigemptyset(&block);
-    for (int i = 0; i < 3; i++) sigaddset(&block, caught_signals[i]);
-    sigprocmask(SIG_BLOCK, &block, &old);
-    int fd = mkstemp(name), e = errno;
-    if (fd >= 0) unlink(name);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    free(name);
-    if (fd < 0) return elmo_fail("%s: cannot create a temporary file: %s", dir, strerror(e));
+    int fd;
+    if (file_open_unnamed(dir, &fd) < 0) return -1;
     s->f = fdopen(fd, "w+b");
     if (!s->f) {
         close(fd);
@@ -472,13 +409,12 @@ static int write_shard(Sharder *s, int i, const char *path) {
     }
     Output w;
     if (output_open(&w, path, s->o->gzip) < 0) return -1;
-    if (!guarded) guard_install();
     for (size_t k = 0; k < n; k++) {
         const size_t line = s->order[k];
         if (output_write(&w, s->shard_buf + s->starts[line], s->starts[line + 1] - s->starts[line]) < 0) return -1;
     }
     if (bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = bytes;
-    return output_commit(&w);
+    return output_commit(&w, &s->done);
 }
 
 static char *output_name(const char *dir, const char *prefix, int i, int gzip) {
@@ -511,7 +447,7 @@ static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
         if (bytes >= limit) {
             is_open = 0;
             s->st->heldout_files++;
-            if (output_commit(&w) < 0) goto fail;
+            if (output_commit(&w, &s->done) < 0) goto fail;
         }
     }
     if (ferror(f)) {
@@ -521,7 +457,7 @@ static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
     }
     if (is_open) {
         s->st->heldout_files++;
-        if (output_commit(&w) < 0) goto fail;
+        if (output_commit(&w, &s->done) < 0) goto fail;
     }
     free(line);
     return 0;
@@ -538,9 +474,6 @@ static int second_pass(Sharder *s, const char *train_dir, const char *heldout_di
     for (int i = 0; i < o->n_shards; i++) train_bytes += s->spill[i].bytes;
     uint64_t limit = train_bytes / (uint64_t)o->n_shards + 1;
     if (limit < HELDOUT_MIN_FILE_BYTES) limit = HELDOUT_MIN_FILE_BYTES;
-    /* every held-out file but the last holds at least `limit` bytes */
-    done_paths = xcalloc((size_t)o->n_shards + held->bytes / limit + 1, sizeof *done_paths);
-    n_done = 0;
     double last = elmo_now();
     for (int i = 0; i < o->n_shards; i++) {
         char *path = output_name(train_dir, "shard-", i, o->gzip);
@@ -572,6 +505,7 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
         free(heldout_dir);
         return -1;
     }
+    fileset_begin(&s.done);
     if (find_outputs(train_dir, "shard-", &earlier) < 0 || find_outputs(heldout_dir, "heldout-", &earlier) < 0)
         goto done;
     if (earlier.n > 0 && !o->force) {
@@ -597,18 +531,13 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
             goto done;
         }
     rc = second_pass(&s, train_dir, heldout_dir);
-    if (rc < 0) remove_done();
-    guard_remove();
 done:
+    if (rc < 0) fileset_discard(&s.done);
+    else fileset_keep(&s.done);
     corpus_close(&reader);
     for (int i = 0; i < n_spills; i++)
         if (s.spill[i].f) fclose(s.spill[i].f);
     for (long i = 0; i < s.n_held; i++) free(s.reservoir[i].text);
-    const sig_atomic_t n_names = n_done;
-    n_done = 0; /* first: the exit handler must not see freed names */
-    for (sig_atomic_t i = 0; i < n_names; i++) free(done_paths[i]);
-    free(done_paths);
-    done_paths = NULL;
     free(s.reservoir);
     free(s.spill);
     free(s.deal);

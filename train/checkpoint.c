@@ -12,57 +12,6 @@
 #include "fileio.h"
 #include "h5io.h"
 
-static int write_u64(hid_t file, const char *path, const char *name, const uint64_t *v, hsize_t n) {
-    if (h5io_create_groups(file, name) < 0) return elmo_fail("%s: cannot create the groups of %s", path, name);
-    hid_t space = H5Screate_simple(1, &n, NULL);
-    hid_t dcpl = h5io_dataset_plist();
-    hid_t ds = H5Dcreate2(file, name, H5T_STD_U64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    herr_t st = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) : -1;
-    if (ds >= 0) H5Dclose(ds);
-    H5Pclose(dcpl);
-    H5Sclose(space);
-    return st < 0 ? elmo_fail("%s: cannot write %s (disk full?)", path, name) : 0;
-}
-
-static int read_u64(hid_t file, const char *path, const char *name, uint64_t *v, hsize_t n) {
-    int rank;
-    hsize_t dims[H5IO_MAX_RANK];
-    if (h5io_shape(file, path, name, &rank, dims) < 0) return -1;
-    if (rank != 1 || dims[0] != n) return elmo_fail("%s: %s has the wrong shape", path, name);
-    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-    herr_t st = H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
-    H5Dclose(ds);
-    return st < 0 ? elmo_fail("%s: cannot read %s", path, name) : 0;
-}
-
-static void write_string_attr(hid_t obj, const char *name, const char *value) {
-    hid_t type = H5Tcopy(H5T_C_S1);
-    H5Tset_size(type, strlen(value) + 1);
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(attr, type, value);
-    H5Aclose(attr);
-    H5Sclose(space);
-    H5Tclose(type);
-}
-
-static int read_string_attr(hid_t obj, const char *name, char *out, size_t size) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t type = H5Aget_type(attr);
-    size_t n = H5Tget_size(type);
-    char *buf = xcalloc(n + 1, 1);
-    hid_t mem = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mem, n);
-    herr_t st = H5Aread(attr, mem, buf);
-    snprintf(out, size, "%s", buf);
-    free(buf);
-    H5Tclose(mem);
-    H5Tclose(type);
-    H5Aclose(attr);
-    return st < 0 ? -1 : 0;
-}
-
 static void state_name(char *buf, size_t size, char which, int d, int l) {
     snprintf(buf, size, "training/lstm_%c_%d_%d", which, d, l);
 }
@@ -80,8 +29,8 @@ static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *con
         if (h5io_write_floats(file, path, name, e->rank, dims, t->accum + e->offset) < 0) return -1;
     }
     const uint64_t step = (uint64_t)t->step;
-    if (write_u64(file, path, "training/step", &step, 1) < 0) return -1;
-    if (write_u64(file, path, "training/rng", t->rng.s, 4) < 0) return -1;
+    if (h5io_write_u64(file, path, "training/step", &step, 1) < 0) return -1;
+    if (h5io_write_u64(file, path, "training/rng", t->rng.s, 4) < 0) return -1;
     for (int d = 0; d < t->n_dirs; d++)
         for (int l = 0; l < t->L; l++) {
             hsize_t dc[2] = {(hsize_t)t->B, (hsize_t)t->dims.H}, dh[2] = {(hsize_t)t->B, (hsize_t)t->dims.Hs};
@@ -91,20 +40,17 @@ static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *con
             if (h5io_write_floats(file, path, name, 2, dh, t->h_state[d][l]) < 0) return -1;
         }
     hid_t training = H5Gopen2(file, "training", H5P_DEFAULT);
-    write_string_attr(training, "train_prefix", args->train_prefix);
-    write_string_attr(training, "vocab", args->vocab);
     char number[32];
     snprintf(number, sizeof number, "%llu", (unsigned long long)args->seed);
-    write_string_attr(training, "seed", number);
-    write_string_attr(training, "shuffle", args->shuffle ? "1" : "0");
-    int rc = 0;
+    int rc = h5io_write_string_attr(training, path, "train_prefix", args->train_prefix) |
+             h5io_write_string_attr(training, path, "vocab", args->vocab) |
+             h5io_write_string_attr(training, path, "seed", number) |
+             h5io_write_string_attr(training, path, "shuffle", args->shuffle ? "1" : "0");
     for (int d = 0; d < t->n_dirs && rc == 0; d++) {
         snprintf(name, sizeof name, "reader_%d", d);
-        hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
-        H5Pset_obj_track_times(gcpl, 0);
-        hid_t group = H5Gcreate2(training, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
-        H5Pclose(gcpl);
-        rc = group >= 0 ? lm_reader_save_state(readers[d], group) : elmo_fail("%s: cannot write %s", path, name);
+        hid_t group;
+        rc = h5io_create_group(training, path, name, &group);
+        if (rc == 0) rc = lm_reader_save_state(readers[d], group);
         if (group >= 0) H5Gclose(group);
     }
     H5Gclose(training);
@@ -146,8 +92,8 @@ int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers) {
         rc = h5io_read_floats(file, path, name, e->rank, dims, t->accum + e->offset);
     }
     uint64_t step = 0;
-    if (rc == 0) rc = read_u64(file, path, "training/step", &step, 1);
-    if (rc == 0) rc = read_u64(file, path, "training/rng", t->rng.s, 4);
+    if (rc == 0) rc = h5io_read_u64(file, path, "training/step", &step, 1);
+    if (rc == 0) rc = h5io_read_u64(file, path, "training/rng", t->rng.s, 4);
     t->step = (long)step;
     for (int d = 0; d < t->n_dirs && rc == 0; d++)
         for (int l = 0; l < t->L && rc == 0; l++) {
@@ -175,10 +121,10 @@ int checkpoint_read_args(const char *path, TrainingArgs *args) {
     if (h5io_exists(file, "training")) {
         hid_t training = H5Gopen2(file, "training", H5P_DEFAULT);
         char seed[32], shuffle[8];
-        rc = read_string_attr(training, "train_prefix", args->train_prefix, sizeof args->train_prefix) |
-             read_string_attr(training, "vocab", args->vocab, sizeof args->vocab) |
-             read_string_attr(training, "seed", seed, sizeof seed) |
-             read_string_attr(training, "shuffle", shuffle, sizeof shuffle);
+        rc = h5io_read_string_attr(training, path, "train_prefix", args->train_prefix, sizeof args->train_prefix) |
+             h5io_read_string_attr(training, path, "vocab", args->vocab, sizeof args->vocab) |
+             h5io_read_string_attr(training, path, "seed", seed, sizeof seed) |
+             h5io_read_string_attr(training, path, "shuffle", shuffle, sizeof shuffle);
         args->seed = strtoull(seed, NULL, 10);
         args->shuffle = shuffle[0] == '1';
         H5Gclose(training);

@@ -414,136 +414,6 @@ int lm_reader_next(LmReader *r, LmBatch *batch) {
 
 /* ---------------------------------------------------------------- state */
 
-typedef struct {
-    hid_t g;
-    char where[1100];    /* "FILE: reader state GROUP" */
-} StateIo;
-
-static void state_io_init(StateIo *io, hid_t g) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    char file[512] = "?", name[512] = "?";
-    if (H5Fget_name(g, file, sizeof file) < 0) snprintf(file, sizeof file, "?");
-    if (H5Iget_name(g, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
-    io->g = g;
-    snprintf(io->where, sizeof io->where, "%s: reader state %s", file, name);
-}
-
-static hid_t vlen_string_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
-/* Creates dataset name of shape (n) (rank 0 when scalar) and writes data. */
-static int write_dataset(StateIo *io, const char *name, hid_t type, int scalar, hsize_t n, const void *data) {
-    if (H5Lexists(io->g, name, H5P_DEFAULT) > 0 && H5Ldelete(io->g, name, H5P_DEFAULT) < 0)
-        return elmo_fail("%s: cannot replace %s", io->where, name);
-    hid_t space = scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-    hid_t dcpl = h5io_dataset_plist(); /* no timestamps: identical states, identical bytes */
-    hid_t ds = space < 0 ? -1 : H5Dcreate2(io->g, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    int ok = ds >= 0 && (n == 0 || H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
-    if (ds >= 0 && H5Dclose(ds) < 0) ok = 0;
-    H5Pclose(dcpl);
-    if (space >= 0) H5Sclose(space);
-    if (!ok) return elmo_fail("%s: cannot write %s (disk full?)", io->where, name);
-    return 0;
-}
-
-static int write_i64(StateIo *io, const char *name, int64_t v) {
-    return write_dataset(io, name, H5T_NATIVE_INT64, 1, 1, &v);
-}
-
-static int write_strings(StateIo *io, const char *name, const char *const *s, size_t n) {
-    hid_t t = vlen_string_type();
-    int rc = write_dataset(io, name, t, 0, n, s);
-    H5Tclose(t);
-    return rc;
-}
-
-/* Opens dataset name, checks it holds n elements (n < 0: any; *got receives the count). */
-static hid_t open_dataset(StateIo *io, const char *name, long n, size_t *got) {
-    if (H5Lexists(io->g, name, H5P_DEFAULT) <= 0) {
-        elmo_fail("%s: missing %s (not a saved reader state?)", io->where, name);
-        return -1;
-    }
-    hid_t ds = H5Dopen2(io->g, name, H5P_DEFAULT);
-    if (ds < 0) {
-        elmo_fail("%s: %s is not a dataset", io->where, name);
-        return -1;
-    }
-    hid_t space = H5Dget_space(ds);
-    hssize_t count = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
-    if (space >= 0) H5Sclose(space);
-    if (count < 0 || (n >= 0 && count != n)) {
-        H5Dclose(ds);
-        elmo_fail("%s: %s holds %lld values, expected %ld", io->where, name, (long long)count, n);
-        return -1;
-    }
-    if (got) *got = (size_t)count;
-    return ds;
-}
-
-static int read_numbers(StateIo *io, const char *name, hid_t mem_type, long n, void *out) {
-    hid_t ds = open_dataset(io, name, n, NULL);
-    if (ds < 0) return -1;
-    hid_t ft = H5Dget_type(ds);
-    int is_int = ft >= 0 && H5Tget_class(ft) == H5T_INTEGER;
-    if (ft >= 0) H5Tclose(ft);
-    int ok = is_int && H5Dread(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0;
-    H5Dclose(ds);
-    if (!ok) return elmo_fail("%s: cannot read %s as integers", io->where, name);
-    return 0;
-}
-
-static int read_i64(StateIo *io, const char *name, int64_t *v) {
-    return read_numbers(io, name, H5T_NATIVE_INT64, 1, v);
-}
-
-/* Reads a dataset of variable-length strings into *out (n copies made with xstrdup). */
-static int read_strings(StateIo *io, const char *name, char ***out, size_t *n) {
-    *out = NULL;
-    *n = 0;
-    size_t count;
-    hid_t ds = open_dataset(io, name, -1, &count);
-    if (ds < 0) return -1;
-    hid_t ft = H5Dget_type(ds);
-    int ok = ft >= 0 && H5Tget_class(ft) == H5T_STRING && H5Tis_variable_str(ft) > 0;
-    if (ft >= 0) H5Tclose(ft);
-    if (!ok) {
-        H5Dclose(ds);
-        return elmo_fail("%s: %s is not a dataset of variable-length strings", io->where, name);
-    }
-    char **tmp = xcalloc(count ? count : 1, sizeof *tmp);
-    if (count > 0) {
-        hid_t t = vlen_string_type();
-        hid_t space = H5Dget_space(ds);
-        ok = H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) >= 0;
-        if (ok) {
-            char **copy = xmalloc(count * sizeof *copy);
-            for (size_t i = 0; i < count; i++) copy[i] = xstrdup(tmp[i] ? tmp[i] : "");
-            *out = copy;
-            *n = count;
-#if H5_VERSION_GE(1, 12, 0)
-            H5Treclaim(t, space, H5P_DEFAULT, tmp);
-#else
-            H5Dvlen_reclaim(t, space, H5P_DEFAULT, tmp);
-#endif
-        }
-        H5Sclose(space);
-        H5Tclose(t);
-    }
-    free(tmp);
-    H5Dclose(ds);
-    if (!ok) return elmo_fail("%s: cannot read %s", io->where, name);
-    return 0;
-}
-
-static void free_strings(char **s, size_t n) {
-    for (size_t i = 0; i < n; i++) free(s[i]);
-    free(s);
-}
-
 /* A stream's tokens left, joined by single spaces (markers as <S> and </S>). */
 static char *stream_text(const Stream *s) {
     size_t len = 1;
@@ -560,8 +430,8 @@ static char *stream_text(const Stream *s) {
 }
 
 int lm_reader_save_state(const LmReader *r, hid_t group) {
-    StateIo io;
-    state_io_init(&io, group);
+    char where[1100];
+    h5io_describe(group, "reader state", where, sizeof where);
     const char *cur = r->cur >= 0 ? r->shards[r->cur] : NULL;
     int n_left = r->order_len - r->order_next;
     const char **left = xmalloc((size_t)(n_left ? n_left : 1) * sizeof *left);
@@ -569,21 +439,21 @@ int lm_reader_save_state(const LmReader *r, hid_t group) {
     char **texts = xmalloc((size_t)(r->n_streams ? r->n_streams : 1) * sizeof *texts);
     for (int i = 0; i < r->n_streams; i++) texts[i] = stream_text(&r->streams[i]);
     int rc = 0;
-    if (rc == 0) rc = write_i64(&io, "version", STATE_VERSION);
-    if (rc == 0) rc = write_i64(&io, "reverse", r->reverse);
-    if (rc == 0) rc = write_i64(&io, "shuffle", r->shuffle);
-    if (rc == 0) rc = write_i64(&io, "mode", r->mode == LM_EVAL);
-    if (rc == 0) rc = write_i64(&io, "pass", r->pass);
-    if (rc == 0) rc = write_i64(&io, "ended", r->ended);
-    if (rc == 0) rc = write_dataset(&io, "rng_state", H5T_NATIVE_UINT64, 0, 4, r->rng.s);
+    if (rc == 0) rc = h5io_write_i64(group, where, "version", STATE_VERSION);
+    if (rc == 0) rc = h5io_write_i64(group, where, "reverse", r->reverse);
+    if (rc == 0) rc = h5io_write_i64(group, where, "shuffle", r->shuffle);
+    if (rc == 0) rc = h5io_write_i64(group, where, "mode", r->mode == LM_EVAL);
+    if (rc == 0) rc = h5io_write_i64(group, where, "pass", r->pass);
+    if (rc == 0) rc = h5io_write_i64(group, where, "ended", r->ended);
+    if (rc == 0) rc = h5io_write_u64(group, where, "rng_state", r->rng.s, 4);
     if (rc == 0)
-        rc = write_dataset(&io, "rng_state_before_shard_shuffle", H5T_NATIVE_UINT64, 0, 4,
-                           (r->cur >= 0 ? &r->rng_at_load : &r->rng)->s);
-    if (rc == 0) rc = write_strings(&io, "current_shard", &cur, cur ? 1 : 0);
-    if (rc == 0) rc = write_i64(&io, "shard_sentences", (int64_t)(r->cur >= 0 ? r->n_lines : 0));
-    if (rc == 0) rc = write_i64(&io, "shard_position", (int64_t)(r->cur >= 0 ? r->next_line : 0));
-    if (rc == 0) rc = write_strings(&io, "remaining_shards", left, (size_t)n_left);
-    if (rc == 0) rc = write_strings(&io, "streams", (const char *const *)texts, (size_t)r->n_streams);
+        rc = h5io_write_u64(group, where, "rng_state_before_shard_shuffle",
+                            (r->cur >= 0 ? &r->rng_at_load : &r->rng)->s, 4);
+    if (rc == 0) rc = h5io_write_strings(group, where, "current_shard", &cur, cur ? 1 : 0);
+    if (rc == 0) rc = h5io_write_i64(group, where, "shard_sentences", (int64_t)(r->cur >= 0 ? r->n_lines : 0));
+    if (rc == 0) rc = h5io_write_i64(group, where, "shard_position", (int64_t)(r->cur >= 0 ? r->next_line : 0));
+    if (rc == 0) rc = h5io_write_strings(group, where, "remaining_shards", left, (size_t)n_left);
+    if (rc == 0) rc = h5io_write_strings(group, where, "streams", (const char *const *)texts, (size_t)r->n_streams);
     for (int i = 0; i < r->n_streams; i++) free(texts[i]);
     free(texts);
     free(left);
@@ -591,58 +461,62 @@ int lm_reader_save_state(const LmReader *r, hid_t group) {
 }
 
 /* Index of the shard named name, or -1 after an error saying why it is not there. */
-static int find_shard(const LmReader *r, const StateIo *io, const char *name) {
+static int find_shard(const LmReader *r, const char *where, const char *name) {
     const char *key = name;
     const char **hit = bsearch(&key, r->shards, (size_t)r->n_shards, sizeof *r->shards, cmp_str);
     if (hit) return (int)((char **)hit - r->shards);
     if (access(name, F_OK) != 0)
-        return elmo_fail("%s: shard %s of the saved state no longer exists", io->where, name);
-    return elmo_fail("%s: shard %s of the saved state no longer matches '%s'", io->where, name, r->pattern);
+        return elmo_fail("%s: shard %s of the saved state no longer exists", where, name);
+    return elmo_fail("%s: shard %s of the saved state no longer matches '%s'", where, name, r->pattern);
 }
 
-static int check_setting(const StateIo *io, const char *name, int64_t saved, int64_t have) {
+static int check_setting(const char *where, const char *name, int64_t saved, int64_t have) {
     if (saved == have) return 0;
-    return elmo_fail("%s: saved with %s = %lld, this reader has %s = %lld", io->where, name, (long long)saved,
+    return elmo_fail("%s: saved with %s = %lld, this reader has %s = %lld", where, name, (long long)saved,
                      name, (long long)have);
 }
 
 int lm_reader_load_state(LmReader *r, hid_t group) {
-    StateIo io;
-    state_io_init(&io, group);
+    char where[1100];
+    h5io_describe(group, "reader state", where, sizeof where);
     int64_t version, reverse, shuffle, mode, pass, ended, n_sent, position;
     uint64_t rng_now[4], rng_before[4];
-    if (read_i64(&io, "version", &version) < 0) return -1;
+    if (h5io_read_i64(group, where, "version", &version) < 0) return -1;
     if (version != STATE_VERSION)
-        return elmo_fail("%s: state version %lld, this program reads version %d", io.where, (long long)version,
+        return elmo_fail("%s: state version %lld, this program reads version %d", where, (long long)version,
                          STATE_VERSION);
-    if (read_i64(&io, "reverse", &reverse) < 0 || read_i64(&io, "shuffle", &shuffle) < 0 ||
-        read_i64(&io, "mode", &mode) < 0 || read_i64(&io, "pass", &pass) < 0 || read_i64(&io, "ended", &ended) < 0 ||
-        read_i64(&io, "shard_sentences", &n_sent) < 0 || read_i64(&io, "shard_position", &position) < 0 ||
-        read_numbers(&io, "rng_state", H5T_NATIVE_UINT64, 4, rng_now) < 0 ||
-        read_numbers(&io, "rng_state_before_shard_shuffle", H5T_NATIVE_UINT64, 4, rng_before) < 0)
+    if (h5io_read_i64(group, where, "reverse", &reverse) < 0 || h5io_read_i64(group, where, "shuffle", &shuffle) < 0 ||
+        h5io_read_i64(group, where, "mode", &mode) < 0 || h5io_read_i64(group, where, "pass", &pass) < 0 ||
+        h5io_read_i64(group, where, "ended", &ended) < 0 ||
+        h5io_read_i64(group, where, "shard_sentences", &n_sent) < 0 ||
+        h5io_read_i64(group, where, "shard_position", &position) < 0 ||
+        h5io_read_u64(group, where, "rng_state", rng_now, 4) < 0 ||
+        h5io_read_u64(group, where, "rng_state_before_shard_shuffle", rng_before, 4) < 0)
         return -1;
-    if (check_setting(&io, "reverse", reverse, r->reverse) < 0 || check_setting(&io, "shuffle", shuffle, r->shuffle) < 0 ||
-        check_setting(&io, "mode (1 = evaluation)", mode, r->mode == LM_EVAL) < 0)
+    if (check_setting(where, "reverse", reverse, r->reverse) < 0 ||
+        check_setting(where, "shuffle", shuffle, r->shuffle) < 0 ||
+        check_setting(where, "mode (1 = evaluation)", mode, r->mode == LM_EVAL) < 0)
         return -1;
     if (pass < 0 || position < 0 || position > n_sent)
-        return elmo_fail("%s: inconsistent counters (pass %lld, position %lld of %lld)", io.where, (long long)pass,
+        return elmo_fail("%s: inconsistent counters (pass %lld, position %lld of %lld)", where, (long long)pass,
                          (long long)position, (long long)n_sent);
 
     char **cur = NULL, **left = NULL, **texts = NULL;
     size_t n_cur = 0, n_left = 0, n_texts = 0;
     int rc = -1, cur_idx = -1;
     int *order = NULL;
-    if (read_strings(&io, "current_shard", &cur, &n_cur) < 0 || read_strings(&io, "remaining_shards", &left, &n_left) < 0 ||
-        read_strings(&io, "streams", &texts, &n_texts) < 0)
+    if (h5io_read_strings(group, where, "current_shard", &cur, &n_cur) < 0 ||
+        h5io_read_strings(group, where, "remaining_shards", &left, &n_left) < 0 ||
+        h5io_read_strings(group, where, "streams", &texts, &n_texts) < 0)
         goto done;
     if (n_cur > 1) {
-        elmo_fail("%s: current_shard holds %zu names", io.where, n_cur);
+        elmo_fail("%s: current_shard holds %zu names", where, n_cur);
         goto done;
     }
-    if (n_cur == 1 && (cur_idx = find_shard(r, &io, cur[0])) < 0) goto done;
+    if (n_cur == 1 && (cur_idx = find_shard(r, where, cur[0])) < 0) goto done;
     order = xmalloc((n_left ? n_left : 1) * sizeof *order);
     for (size_t i = 0; i < n_left; i++)
-        if ((order[i] = find_shard(r, &io, left[i])) < 0) goto done;
+        if ((order[i] = find_shard(r, where, left[i])) < 0) goto done;
 
     /* The current shard: replay its shuffle from the Rng it started from. */
     r->cur = -1;
@@ -652,7 +526,7 @@ int lm_reader_load_state(LmReader *r, hid_t group) {
         memcpy(r->rng.s, rng_before, sizeof r->rng.s);
         if (load_shard(r, cur_idx) < 0) goto done;
         if ((int64_t)r->n_lines != n_sent || memcmp(r->rng.s, rng_now, sizeof rng_now) != 0) {
-            elmo_fail("%s: shard %s has %zu sentences, %lld when the state was saved (file changed?)", io.where,
+            elmo_fail("%s: shard %s has %zu sentences, %lld when the state was saved (file changed?)", where,
                       cur[0], r->n_lines, (long long)n_sent);
             r->cur = -1;
             goto done;
@@ -681,13 +555,13 @@ int lm_reader_load_state(LmReader *r, hid_t group) {
             Stream *s = &r->streams[i];
             size_t len = strlen(texts[i]);
             stream_copy_text(s, texts[i], len);
-            char where[1200];
-            snprintf(where, sizeof where, "%s: stream %zu", io.where, i);
+            char stream_where[1200];
+            snprintf(stream_where, sizeof stream_where, "%s: stream %zu", where, i);
             if (utf8_invalid_offset(s->text, len) >= 0) {
-                elmo_fail("%s: not valid UTF-8", where);
+                elmo_fail("%s: not valid UTF-8", stream_where);
                 goto done;
             }
-            if (text_split(s->text, len, &r->split, where) < 0) goto done;
+            if (text_split(s->text, len, &r->split, stream_where) < 0) goto done;
             s->n = stream_collect_words(s, len, 0);
             s->pos = 0;
             stream_lookup(r, s);
@@ -695,9 +569,9 @@ int lm_reader_load_state(LmReader *r, hid_t group) {
     }
     rc = 0;
 done:
-    free_strings(cur, n_cur);
-    free_strings(left, n_left);
-    free_strings(texts, n_texts);
+    h5io_free_strings(cur, n_cur);
+    h5io_free_strings(left, n_left);
+    h5io_free_strings(texts, n_texts);
     free(order);
     return rc;
 }
