@@ -120,7 +120,7 @@ static void test_cnn_gemm_matches_reference(void **state) {
 /* Highway by hand: x = [1, -2], W_carry = I, b_carry = 0, W_transform = [[0,1],[1,0]],
  * b_transform = [-1, 0]: g = sigmoid([1, -2]), t = relu([-3, 1]) = [0, 1]. */
 static void test_highway_by_hand(void **state) {
-    const float Wc[4] = {1, 0, 0, 1}, bc[2] = {0, 0}, Wt[4] = {0, 1, 1, 0}, bt[2] = {-1, 0};
+    float Wc[4] = {1, 0, 0, 1}, bc[2] = {0, 0}, Wt[4] = {0, 1, 1, 0}, bt[2] = {-1, 0};
     HighwayParams p = {Wc, bc, Wt, bt};
     float x[2] = {1, -2}, y[2], g[2], t[2];
     highway_forward(y, g, t, x, &p, 1, 2);
@@ -143,10 +143,10 @@ static void test_lstm_step_with_clipping(void **state) {
     assert_int_equal(d.Hs, 1);
     assert_true(d.has_cell_clip && d.has_proj_clip);
     /* W (in + Hs = 2, 8): rows x, h; columns i0 i1 j0 j1 f0 f1 o0 o1 */
-    const float W[16] = {0.5f, -0.3f, 0.8f, 0.2f, 1.0f, -1.0f, 0.3f, 0.4f,
-                         -0.2f, 0.6f, -0.4f, 0.9f, 0.1f, 0.7f, -0.5f, 0.2f};
-    const float Bias[8] = {0.1f, 0, -0.1f, 0, 0.2f, 0, 0, 0.3f};
-    const float W_P[2] = {2.0f, 1.5f};
+    float W[16] = {0.5f, -0.3f, 0.8f, 0.2f, 1.0f, -1.0f, 0.3f, 0.4f,
+                   -0.2f, 0.6f, -0.4f, 0.9f, 0.1f, 0.7f, -0.5f, 0.2f};
+    float Bias[8] = {0.1f, 0, -0.1f, 0, 0.2f, 0, 0, 0.3f};
+    float W_P[2] = {2.0f, 1.5f};
     LstmParams p = {W, Bias, W_P, 1};
     const float x = 0.7f, h_prev = -0.4f;
     float c[2] = {5.0f, -5.0f}, h[1] = {h_prev}, out[1], gates[8], c_pre[2], m[2], hp[1];
