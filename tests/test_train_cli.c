@@ -76,8 +76,7 @@ static int run_ok(const char *args) {
 static double eval_perplexity(const char *args) {
     char cmd[4096], out[512];
     tmp_path(out, sizeof out, "eval_out.txt");
-    const char *bin = getenv("ELMO_BIN") ? getenv("ELMO_BIN") : "bin/elmo";
-    snprintf(cmd, sizeof cmd, "%s eval %s --quiet > '%s'", bin, args, out);
+    snprintf(cmd, sizeof cmd, "%s eval %s --quiet > '%s'", elmo_program(), args, out);
     assert_int_equal(system(cmd), 0);
     char *text;
     assert_int_equal(file_read_all(out, 1 << 16, &text, NULL), 0);
@@ -322,8 +321,8 @@ static void test_full_disk_keeps_checkpoint(void **state) {
     assert_int_equal(system(cmd), 0);
     char errfile[512];
     tmp_path(errfile, sizeof errfile, "disk_err.txt");
-    snprintf(cmd, sizeof cmd, "(trap '' XFSZ; ulimit -f 64; exec bin/elmo train --restart '%s' --max-batches 2) 2>'%s'",
-             save, errfile);
+    snprintf(cmd, sizeof cmd, "(trap '' XFSZ; ulimit -f 64; exec %s train --restart '%s' --max-batches 2) 2>'%s'",
+             elmo_program(), save, errfile);
     int status = system(cmd);
     assert_int_equal(WEXITSTATUS(status), 2);
     char *err;

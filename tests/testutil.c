@@ -24,6 +24,11 @@ const char *fixtures_dir(void) {
     return d && *d ? d : "../shared/fixtures";
 }
 
+/* Line-buffered stdout in every suite: cmocka's result lines (stdout) and messages
+ * (stderr) then arrive in order through a pipe, and the lines of a suite that crashes
+ * are not lost in a stdio buffer (scripts/run-tests.sh counts them). */
+__attribute__((constructor)) static void line_buffered_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
 const char *fixture_path(char *buf, size_t size, const char *relative) {
     snprintf(buf, size, "%s/%s", fixtures_dir(), relative);
     return access(buf, R_OK) == 0 ? buf : NULL;
@@ -64,11 +69,15 @@ int file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+const char *elmo_program(void) {
+    const char *bin = getenv("ELMO_BIN");
+    return bin && *bin ? bin : "bin/elmo";
+}
+
 int run_elmo(const char *args, char *err, size_t size) {
     char errfile[512], cmd[8192];
     tmp_path(errfile, sizeof errfile, "stderr.txt");
-    const char *bin = getenv("ELMO_BIN") ? getenv("ELMO_BIN") : "bin/elmo";
-    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>'%s'", bin, args, errfile);
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>'%s'", elmo_program(), args, errfile);
     int status = system(cmd);
     FILE *f = fopen(errfile, "rb");
     size_t n = f ? fread(err, 1, size - 1, f) : 0;

@@ -18,7 +18,9 @@ const char *tmp_path(char *buf, size_t size, const char *name);
 void write_text_file(const char *path, const char *text);
 int file_exists(const char *path);
 
-/* Runs `bin/elmo <args>` (a shell command line), returns its exit status; its stderr
+/* The program under test: $ELMO_BIN (make test sets it to its own build), else bin/elmo. */
+const char *elmo_program(void);
+/* Runs `<elmo_program()> <args>` (a shell command line), returns its exit status; its stderr
  * goes to err (NUL-terminated, truncated to size). */
 int run_elmo(const char *args, char *err, size_t size);
 /* Number of lines in s. */
