@@ -29,9 +29,21 @@ const char *fixtures_dir(void) {
  * are not lost in a stdio buffer (scripts/run-tests.sh counts them). */
 __attribute__((constructor)) static void line_buffered_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
+int fixtures_required(void) {
+    const char *v = getenv("ELMO_REQUIRE_FIXTURES");
+    return v && strcmp(v, "1") == 0;
+}
+
 const char *fixture_path(char *buf, size_t size, const char *relative) {
     snprintf(buf, size, "%s/%s", fixtures_dir(), relative);
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    if (access(buf, R_OK) == 0) return buf;
+    if (fixtures_required()) { /* fails the running test, the message as its error line */
+        char msg[4200];
+        snprintf(msg, sizeof msg, "missing fixture %s (ELMO_REQUIRE_FIXTURES=1)", buf);
+        _assert_true(0, msg, __FILE__, __LINE__);
+    }
+    print_message("missing fixture %s: skipped\n", buf);
+    return NULL;
 }
 
 static char tmpdir[256];

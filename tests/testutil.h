@@ -8,8 +8,12 @@
 
 /* Directory of the reference fixtures ($ELMO_FIXTURES, default ../shared/fixtures). */
 const char *fixtures_dir(void);
-/* Full path of a fixture file into buf; NULL when it does not exist (callers skip). */
+/* Full path of a fixture file into buf; NULL when it does not exist (callers skip; a
+ * note names the path).  With ELMO_REQUIRE_FIXTURES=1 in the environment a missing
+ * fixture fails the test instead, with one line naming the path. */
 const char *fixture_path(char *buf, size_t size, const char *relative);
+/* 1 when ELMO_REQUIRE_FIXTURES=1: tests that skip without a fixture must fail instead. */
+int fixtures_required(void);
 
 /* A fresh temporary directory for this process (removed at exit). */
 const char *test_tmpdir(void);
