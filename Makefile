@@ -29,13 +29,17 @@ ifeq ($(DEBUG),1)
 else
   OPT := -O3 -march=native -fno-trapping-math -g
 endif
+SAN_LDFLAGS :=
 ifeq ($(SANITIZE),1)
   OPT += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  # Linked in statically, UBSan honours log_path as ASan does (with gcc's shared
+  # libubsan next to libasan it writes to stderr whatever UBSAN_OPTIONS says).
+  SAN_LDFLAGS := -static-libasan -static-libubsan
 endif
 
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) -fopenmp -Wall -Wextra -Wshadow \
            -Wno-unused-parameter -MMD -MP -Isrc -Itrain -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
-LDFLAGS := $(OPT) -fopenmp
+LDFLAGS := $(OPT) $(SAN_LDFLAGS) -fopenmp
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lz -lm
 
 # Three layers, each including only itself and the layers below it (scripts/check-layers.sh):
@@ -61,7 +65,8 @@ all: $(ELMO)
 deps:
 	@sh scripts/install-deps.sh
 
-$(BUILD)/%.o: %.c
+# Objects depend on the Makefile too: a change of flags (SANITIZE=1 linking) rebuilds.
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
