@@ -1,10 +1,15 @@
 # elmo-c: the ELMo biLM in C.  `make` builds bin/elmo; `make test`, `make demo` and
 # `make bench` first install any missing Debian package (scripts/install-deps.sh).
 #
-# Switches:  DEBUG=1 (-O0 -g)   SANITIZE=1 (address + undefined behaviour)
+# Switches:  DEBUG=1 (-O0 -g)   SANITIZE=1 (address + undefined behaviour; any report aborts)
+#            BUILD=DIR (objects, libelmo.a, test programs; default build)
+#            BIN=DIR (elmo itself, default bin): give a switched build its own folders,
+#            e.g. make test SANITIZE=1 BUILD=build/sanitize BIN=build/sanitize/bin (.ci/run)
 CC       ?= gcc
 DEBUG    ?= 0
 SANITIZE ?= 0
+BUILD    ?= build
+BIN      ?= bin
 # Where the reference fixtures live (tests read them in place, never copy them).
 ELMO_FIXTURES ?= $(abspath ../shared/fixtures)
 export ELMO_FIXTURES
@@ -24,70 +29,84 @@ ifeq ($(DEBUG),1)
 else
   OPT := -O3 -march=native -fno-trapping-math -g
 endif
+SAN_LDFLAGS :=
 ifeq ($(SANITIZE),1)
-  OPT += -fsanitize=address,undefined -fno-omit-frame-pointer
+  OPT += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  # Linked in statically, UBSan honours log_path as ASan does (with gcc's shared
+  # libubsan next to libasan it writes to stderr whatever UBSAN_OPTIONS says).
+  SAN_LDFLAGS := -static-libasan -static-libubsan
 endif
 
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) -fopenmp -Wall -Wextra -Wshadow \
            -Wno-unused-parameter -MMD -MP -Isrc -Itrain -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
-LDFLAGS := $(OPT) -fopenmp
+LDFLAGS := $(OPT) $(SAN_LDFLAGS) -fopenmp
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lz -lm
 
 # Three layers, each including only itself and the layers below it (scripts/check-layers.sh):
 # src/ the biLM, train/ what training adds, tools/ the commands and corpus preparation.
-# The subcommands (cmd_*.c, elmo.c) go into bin/elmo; everything else into libelmo.a,
-# which the tests link.
+# The subcommands (cmd_*.c, elmo.c) go into $(BIN)/elmo; everything else into
+# $(BUILD)/libelmo.a, which the tests link.  Every output lies under $(BUILD) or $(BIN).
 CLI_SRC   := $(wildcard train/cmd_*.c tools/cmd_*.c) tools/elmo.c
 LIB_SRC   := $(filter-out $(CLI_SRC),$(wildcard src/*.c train/*.c tools/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=build/%.o)
-CLI_OBJ   := $(CLI_SRC:%.c=build/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB       := $(BUILD)/libelmo.a
+ELMO      := $(BIN)/elmo
 TEST_SRC  := $(wildcard tests/test_*.c)
-TEST_BIN  := $(TEST_SRC:tests/%.c=build/tests/%)
-TEST_UTIL := build/tests/testutil.o
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL := $(BUILD)/tests/testutil.o
 
 .PHONY: all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus clean
-all: bin/elmo
+# Keep the test objects (make would otherwise delete them as intermediates, rebuilding
+# them next time and ending `make test` with an rm line).
+.SECONDARY:
+all: $(ELMO)
 
 deps:
 	@sh scripts/install-deps.sh
 
-build/%.o: %.c
+# Objects depend on the Makefile too: a change of flags (SANITIZE=1 linking) rebuilds.
+$(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-build/libelmo.a: $(LIB_OBJ)
+$(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
-bin/elmo: $(CLI_OBJ) build/libelmo.a
-	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) build/libelmo.a $(LDLIBS)
+$(ELMO): $(CLI_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
-build/tests/%: build/tests/%.o $(TEST_UTIL) build/libelmo.a
-	$(CC) $(LDFLAGS) -o $@ $< $(TEST_UTIL) build/libelmo.a $(LDLIBS) -lcmocka
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_UTIL) $(LIB) $(LDLIBS) -lcmocka
 
 # The packages must be present before pkg-config is asked, hence the second make.
+# scripts/run-tests.sh runs every suite and ends with one line over all of them,
+# "N passed, N failed, N skipped"; a suite that crashes counts as failed.  The tests
+# run $(ELMO) (ELMO_BIN), so a switched build tests its own program.
 test: deps
 	@$(MAKE) --no-print-directory run-tests
-run-tests: bin/elmo $(TEST_BIN)
+run-tests: $(ELMO) $(TEST_BIN)
 	@sh scripts/check-layers.sh
-	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ./$$t || fail=1; done; \
-	 if [ $$fail -ne 0 ]; then echo "make test: FAILED"; exit 1; fi
+	@ELMO_BIN=$(ELMO) sh scripts/run-tests.sh $(TEST_BIN)
 
 demo: deps
 	@$(MAKE) --no-print-directory run-demo
-run-demo: bin/elmo
-	@sh scripts/demo.sh
+run-demo: $(ELMO)
+	@ELMO=$(ELMO) sh scripts/demo.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory run-bench
-run-bench: bin/elmo
-	@sh scripts/bench.sh
+run-bench: $(ELMO)
+	@ELMO=$(ELMO) sh scripts/bench.sh
 
 bench-corpus: deps
 	@$(MAKE) --no-print-directory run-bench-corpus
-run-bench-corpus: bin/elmo
-	@sh scripts/bench-corpus.sh
+run-bench-corpus: $(ELMO)
+	@ELMO=$(abspath $(ELMO)) sh scripts/bench-corpus.sh
 
+# The default folders (and .ci/run's build/sanitize inside them); other BUILD/BIN folders
+# are left to whoever chose them.
 clean:
 	rm -rf build bin
 

@@ -12,8 +12,12 @@
 
 /* Directory of the reference fixtures ($ELMO_FIXTURES, default ../shared/fixtures). */
 const char *fixtures_dir(void);
-/* Full path of a fixture file into buf; NULL when it does not exist (callers skip). */
+/* Full path of a fixture file into buf; NULL when it does not exist (callers skip; a
+ * note names the path).  With ELMO_REQUIRE_FIXTURES=1 in the environment a missing
+ * fixture fails the test instead, with one line naming the path. */
 const char *fixture_path(char *buf, size_t size, const char *relative);
+/* 1 when ELMO_REQUIRE_FIXTURES=1: tests that skip without a fixture must fail instead. */
+int fixtures_required(void);
 
 /* A fresh temporary directory for this process (removed at exit). */
 const char *test_tmpdir(void);
@@ -22,7 +26,9 @@ const char *tmp_path(char *buf, size_t size, const char *name);
 void write_text_file(const char *path, const char *text);
 int file_exists(const char *path);
 
-/* Runs `bin/elmo <args>` (a shell command line), returns its exit status; its stderr
+/* The program under test: $ELMO_BIN (make test sets it to its own build), else bin/elmo. */
+const char *elmo_program(void);
+/* Runs `<elmo_program()> <args>` (a shell command line), returns its exit status; its stderr
  * goes to err (NUL-terminated, truncated to size). */
 int run_elmo(const char *args, char *err, size_t size);
 /* Number of lines in s. */
