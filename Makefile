@@ -16,7 +16,7 @@ export ELMO_FIXTURES
 
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 # The OpenMP build of OpenBLAS: the pthread build's threads fight our OpenMP regions
-# (../shared/MACHINE.md).  Linked by path with an rpath, whatever update-alternatives says.
+# (docs/design.md section 11).  Linked by path with an rpath, whatever update-alternatives says.
 BLAS_LIBDIR := /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INCDIR := /usr/include/$(MULTIARCH)/openblas-pthread
 

@@ -7,7 +7,8 @@
 # counting test cases from each suite's own result lines.  A suite that exits non-zero
 # without having reported as many failures (a crash, a sanitizer abort, a kill, a leak
 # report at exit) counts every test it left without a result as failed, and at least
-# one.  Exits 1 when anything failed.  Called by `make test`; POSIX sh.
+# one; so does a suite still running after $ELMO_SUITE_TIMEOUT seconds (default 1200),
+# which is stopped.  Exits 1 when anything failed.  Called by `make test`; POSIX sh.
 set -u
 
 [ $# -gt 0 ] || { echo "run-tests: no suites given" >&2; exit 2; }
@@ -32,7 +33,8 @@ for t in "$@"; do
     esac
     echo "== $t"
     echo 127 >"$work/rc" # stays if the suite cannot even be started
-    { "$cmd" 2>&1; echo $? >"$work/rc"; } | tee "$work/log"
+    # a hung suite is stopped (exit status 124) rather than hanging the whole run
+    { timeout "${ELMO_SUITE_TIMEOUT:-1200}" "$cmd" 2>&1; echo $? >"$work/rc"; } | tee "$work/log"
     rc=$(cat "$work/rc")
     # passed failed skipped, and a note when the exit status added failures
     counts=$(awk -v rc="$rc" '

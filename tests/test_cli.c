@@ -238,9 +238,9 @@ static void test_killed_run_keeps_earlier_output(void **state) {
     fclose(f);
     write_text_file(output, "an earlier result\n");
     snprintf(cmd, sizeof cmd,
-             "bin/elmo embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet --batch-size 1 & "
+             "%s embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet --batch-size 1 & "
              "pid=$!; sleep 1; kill -TERM $pid; wait $pid; test $? -eq 143",
-             opts, weights, vocab, path, output);
+             elmo_program(), opts, weights, vocab, path, output);
     assert_int_equal(system(cmd), 0); /* still running after 1 s, then killed by the signal */
     assert_earlier_output_intact();
 }

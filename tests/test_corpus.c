@@ -31,8 +31,6 @@
 #include "text.h"
 #include "wordcount.h"
 
-static const char *elmo_bin(void) { return getenv("ELMO_BIN") ? getenv("ELMO_BIN") : "bin/elmo"; }
-
 /* ------------------------------------------------------------------ helpers */
 
 typedef struct {
@@ -85,12 +83,12 @@ static void read_lines(const char *path, Lines *out) {
     free(buf);
 }
 
-/* Runs bin/elmo with args; stdout into out (may be NULL), stderr into err. */
+/* Runs elmo_program() with args; stdout into out (may be NULL), stderr into err. */
 static int run_capture(const char *args, char *out, size_t out_size, char *err, size_t err_size) {
     char o[512], e[512], cmd[8192];
     tmp_path(o, sizeof o, "stdout.txt");
     tmp_path(e, sizeof e, "stderr.txt");
-    snprintf(cmd, sizeof cmd, "%s %s >'%s' 2>'%s'", elmo_bin(), args, o, e);
+    snprintf(cmd, sizeof cmd, "%s %s >'%s' 2>'%s'", elmo_program(), args, o, e);
     int status = system(cmd);
     const char *paths[2] = {o, e};
     char *bufs[2] = {out, err};
@@ -422,7 +420,7 @@ static void test_shard_force(void **state) {
     assert_int_equal(count_files(out), 3);
 }
 
-/* Peak RSS of `bin/elmo args...` in KB (wait4 gives this child's own figure). */
+/* Peak RSS of `elmo args...` in KB (wait4 gives this child's own figure). */
 static pid_t spawn_quiet(char *const argv[]);
 
 static long peak_rss_kb(char *const argv[]) {
@@ -464,7 +462,7 @@ static void test_memory_bounded(void **state) {
     tmp_path(out, sizeof out, "big_shards");
     tmp_path(vocab_out, sizeof vocab_out, "big_vocab.txt");
     char bin[600];
-    snprintf(bin, sizeof bin, "%s", elmo_bin());
+    snprintf(bin, sizeof bin, "%s", elmo_program());
     char *shard_argv[] = {bin, "shard", "--input", (char *)input, "--output-dir", out, "--shards", "20",
                           "--heldout-fraction", "0.01", NULL};
     char *vocab_argv[] = {bin, "vocab", "--input", (char *)input, "--output", vocab_out, NULL};
@@ -498,7 +496,7 @@ static pid_t spawn_quiet(char *const argv[]) {
 static void test_interrupted_leaves_nothing(void **state) {
     const char *input = make_big_input();
     char out[600], bin[600];
-    snprintf(bin, sizeof bin, "%s", elmo_bin());
+    snprintf(bin, sizeof bin, "%s", elmo_program());
     tmp_path(out, sizeof out, "interrupted");
     char *argv[] = {bin, "shard", "--input", (char *)input, "--output-dir", out, "--shards", "8",
                     "--quiet", NULL};
@@ -530,7 +528,7 @@ static void test_interrupted_leaves_nothing(void **state) {
  * *fifo_fd receives our end. ignore_hup: SIGHUP ignored, as under nohup. */
 static pid_t spawn_stuck_at_shard_3(const char *command, const char *out, int ignore_hup, int *fifo_fd) {
     char bin[600], train[700], fifo[800];
-    snprintf(bin, sizeof bin, "%s", elmo_bin());
+    snprintf(bin, sizeof bin, "%s", elmo_program());
     char *argv[] = {bin, (char *)command, "--input", corpus_glob, "--output-dir", (char *)out, "--shards", "5", "--quiet",
                     NULL};
     make_dir(out);

@@ -186,37 +186,6 @@ double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn 
     return metric;
 }
 
-double fd_check_directions(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h,
-                           double tol, int n_dirs) {
-    Rng r;
-    rng_seed(&r, 99 + n);
-    float *saved = malloc(n * sizeof(float)), *sign = malloc(n * sizeof(float));
-    memcpy(saved, p, n * sizeof(float));
-    double worst = 0;
-    for (int k = 0; k < n_dirs; k++) {
-        double an = 0;
-        for (size_t i = 0; i < n; i++) {
-            sign[i] = (rng_next(&r) & 1) ? 1.0f : -1.0f;
-            an += (double)grad[i] * sign[i];
-        }
-        for (size_t i = 0; i < n; i++) p[i] = saved[i] + h * sign[i];
-        const double up = loss(ctx);
-        for (size_t i = 0; i < n; i++) p[i] = saved[i] - h * sign[i];
-        const double down = loss(ctx);
-        memcpy(p, saved, n * sizeof(float));
-        const double fd = (up - down) / (2.0 * h);
-        const double metric = fabs(fd - an) / (fabs(fd) + fabs(an) + 1e-30);
-        if (getenv("ELMO_FD_VERBOSE")) fprintf(stderr, "%s dir %d: numeric %.6g analytic %.6g\n", name, k, fd, an);
-        if (metric > worst) worst = metric;
-        if (!(metric < tol))
-            print_error("%s: direction %d: numeric %.6g, analytic %.6g (asymmetry %.3g, limit %.3g)\n", name, k, fd,
-                        an, metric, tol);
-    }
-    free(saved);
-    free(sign);
-    return worst;
-}
-
 typedef struct {
     CharCnnWork *w;
     const ElmoOptions *o;

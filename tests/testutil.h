@@ -52,14 +52,6 @@ typedef double (*LossFn)(void *ctx);
 double fd_check(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h, double tol,
                 int max_checks, double noise);
 
-/* Directional finite differences for a whole tensor: for n_dirs random sign vectors r,
- * (loss(p + h r) - loss(p - h r)) / 2h against grad . r, with the asymmetry metric per
- * direction (worst returned). A kink (relu, clipping, max-pool) crossed by one entry
- * weighs little next to the derivative along all entries, which is what makes this the
- * check for whole models full of kinks. */
-double fd_check_directions(const char *name, float *p, const float *grad, size_t n, LossFn loss, void *ctx, float h,
-                           double tol, int n_dirs);
-
 /* One arena for one object of the library, for tests (see arena.h); arena_free it. */
 void arena_for_charcnn(Arena *a, CharCnnWork *w, const ElmoOptions *o);
 /* The cache, and the backward scratch when w is not NULL. */
