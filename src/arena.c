@@ -26,8 +26,10 @@ size_t arena_measure(void (*carve)(void *ctx, Arena *a), void *ctx) {
 
 void arena_build(Arena *a, void (*carve)(void *ctx, Arena *a), void *ctx) {
     const size_t size = arena_measure(carve, ctx);
-    a->base = xmalloc_aligned(size ? size : 64);
-    memset(a->base, 0, size);
+    /* calloc, not malloc + memset: a large block comes zeroed from the kernel, and pages a
+     * run never touches (rows beyond the distinct tokens of a batch) cost no memory */
+    a->block = xcalloc(size + 64, 1);
+    a->base = (char *)a->block + (64 - (uintptr_t)a->block % 64) % 64;
     a->size = size;
     a->used = 0;
     carve(ctx, a);
@@ -35,6 +37,6 @@ void arena_build(Arena *a, void (*carve)(void *ctx, Arena *a), void *ctx) {
 }
 
 void arena_free(Arena *a) {
-    free(a->base);
+    free(a->block);
     memset(a, 0, sizeof *a);
 }

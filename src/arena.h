@@ -13,7 +13,8 @@
 #include <stdint.h>
 
 typedef struct {
-    char *base;   /* NULL while measuring */
+    void *block;  /* the allocation */
+    char *base;   /* its first 64-byte boundary; NULL while measuring */
     size_t used;  /* bytes handed out so far */
     size_t size;  /* bytes allocated (after arena_build) */
 } Arena;
