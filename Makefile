@@ -54,7 +54,7 @@ LIB       := $(BUILD)/libelmo.a
 ELMO      := $(BIN)/elmo
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_UTIL := $(BUILD)/tests/testutil.o
+TEST_UTIL := $(BUILD)/tests/testutil.o $(BUILD)/tests/naive.o
 
 .PHONY: all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus clean
 # Keep the test objects (make would otherwise delete them as intermediates, rebuilding

@@ -11,13 +11,16 @@
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chars.h"
 #include "common.h"
 #include "fileio.h"
 #include "model.h"
+#include "naive.h"
 #include "options.h"
 #include "predictor.h"
 #include "sentences.h"
@@ -155,6 +158,122 @@ static void test_n_characters_261_accepted(void **state) {
     free_fixture(&fx);
 }
 
+/* The float64 twin of a stateful run: the sentence (n tokens, markers included) continues
+ * from its row's state (per direction and layer, updated); out (L+1, n-2, 2P) as
+ * predictor_sentence_output gives it. */
+static void naive_sentence(double *out, char **tokens, int n, double *const c[2][ELMO_MAX_LAYERS],
+                           double *const h[2][ELMO_MAX_LAYERS], const BilmModel *m, const LstmDims *d) {
+    const ElmoOptions *o = m->opt;
+    const int C = o->max_chars, P = o->proj_dim, L = o->n_layers;
+    double *emb = malloc((size_t)n * P * sizeof(double)), *x = malloc((size_t)n * P * sizeof(double));
+    double *y = malloc((size_t)n * P * sizeof(double));
+    int32_t *ids = malloc((size_t)C * sizeof(int32_t));
+    for (int t = 0; t < n; t++) {
+        chars_encode(tokens[t], C, ids);
+        naive_token_embedding(emb + (size_t)t * P, ids, m);
+    }
+    for (int t = 1; t < n - 1; t++)
+        for (int k = 0; k < P; k++) out[(size_t)(t - 1) * 2 * P + k] = out[(size_t)(t - 1) * 2 * P + P + k] = emb[(size_t)t * P + k];
+    for (int dir = 0; dir < 2; dir++) {
+        for (int t = 0; t < n; t++) /* the backward LSTMs read the sentence reversed */
+            memcpy(x + (size_t)t * P, emb + (size_t)(dir ? n - 1 - t : t) * P, (size_t)P * sizeof(double));
+        for (int l = 0; l < L; l++) {
+            naive_lstm(y, c[dir][l], h[dir][l], x, NULL, 1, n, o->use_skip_connections && l > 0, &m->lstm[dir][l], d,
+                       NULL, NULL);
+            for (int t = 1; t < n - 1; t++) {
+                const int from = dir ? n - 1 - t : t;
+                memcpy(out + ((size_t)(l + 1) * (n - 2) + t - 1) * 2 * P + dir * P, y + (size_t)from * P,
+                       (size_t)P * sizeof(double));
+            }
+            memcpy(x, y, (size_t)n * P * sizeof(double));
+        }
+    }
+    free(emb);
+    free(x);
+    free(y);
+    free(ids);
+}
+
+/* Every layer of a stateful run against the float64 twin of the same weights, at batch 1
+ * (each sentence continues from the state the previous one left, 90 in a row) and at
+ * batch 3. float32 stays within a few 1e-6 of float64 at both: an error that grew with the
+ * carried state, or with the batch shape, would show here (measured: ~1e-6). */
+static void test_float64_agreement_at_batch_1_and_3(void **state) {
+    Fixture fx;
+    if (!load_fixture(&fx)) skip();
+    ElmoOptions opt;
+    assert_int_equal(options_load(&opt, fx.options, ELMO_FOR_PREDICTION), 0);
+    BilmModel model;
+    model_init_layout(&model, &opt, 0);
+    assert_int_equal(model_load(&model, fx.weights), 0);
+    const LstmDims d = lstm_dims(&opt);
+    const int L = opt.n_layers, P = opt.proj_dim, H = d.H, Hs = d.Hs, N_SENTENCES = 90;
+    for (int B = 1; B <= 3; B += 2) {
+        Predictor pred;
+        predictor_init(&pred, &model, B);
+        SentenceBatch batch;
+        batch_init(&batch, B, opt.max_chars);
+        double *c[3][2][ELMO_MAX_LAYERS], *h[3][2][ELMO_MAX_LAYERS]; /* per row */
+        for (int r = 0; r < B; r++)
+            for (int dir = 0; dir < 2; dir++)
+                for (int l = 0; l < L; l++) {
+                    c[r][dir][l] = calloc((size_t)H, sizeof(double));
+                    h[r][dir][l] = calloc((size_t)Hs, sizeof(double));
+                }
+        TokenList toks[3] = {{0}};
+        char *lines[3];
+        double worst = 0, worst_top = 0;
+        for (int s0 = 0; s0 < N_SENTENCES; s0 += B) {
+            batch_clear(&batch);
+            for (int r = 0; r < B; r++) {
+                const int s = s0 + r;
+                lines[r] = xstrdup(fx.text[s % 3][(s / 3) % 10]);
+                assert_int_equal(text_split(lines[r], strlen(lines[r]), &toks[r], "fixture"), 0);
+                batch_add(&batch, toks[r].tokens, toks[r].n, s);
+            }
+            batch_build(&batch);
+            predictor_run(&pred, batch.ids, B, batch.T, 0);
+            for (int r = 0; r < B; r++) {
+                const int n = toks[r].n + 2;
+                char **tokens = malloc((size_t)n * sizeof(char *));
+                tokens[0] = "<S>";
+                for (int t = 0; t < toks[r].n; t++) tokens[t + 1] = toks[r].tokens[t];
+                tokens[n - 1] = "</S>";
+                const size_t size = (size_t)(L + 1) * (n - 2) * 2 * P;
+                float *got = malloc(size * sizeof(float));
+                double *want = malloc(size * sizeof(double));
+                predictor_sentence_output(&pred, r, got);
+                naive_sentence(want, tokens, n, c[r], h[r], &model, &d);
+                for (size_t i = 0; i < size; i++) {
+                    const double diff = fabs(got[i] - want[i]);
+                    worst = fmax(worst, diff);
+                    if (i >= (size_t)L * (n - 2) * 2 * P) worst_top = fmax(worst_top, diff);
+                }
+                free(tokens);
+                free(got);
+                free(want);
+                free(lines[r]);
+            }
+        }
+        print_message("batch %d, %d sentences carried: max abs diff from float64 %.3g (top layer %.3g)\n", B,
+                      N_SENTENCES, worst, worst_top);
+        assert_true(worst < 5e-6);
+        for (int r = 0; r < B; r++) {
+            token_list_free(&toks[r]);
+            for (int dir = 0; dir < 2; dir++)
+                for (int l = 0; l < L; l++) {
+                    free(c[r][dir][l]);
+                    free(h[r][dir][l]);
+                }
+        }
+        batch_free(&batch);
+        predictor_free(&pred);
+    }
+    model_free(&model);
+    options_free(&opt);
+    free_fixture(&fx);
+}
+
 static void write_fixture_input(const Fixture *fx, const char *path) {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -244,6 +363,7 @@ static void test_embed_vocab_matches_layer0(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_library_reproduces_fixture),
+        cmocka_unit_test(test_float64_agreement_at_batch_1_and_3),
         cmocka_unit_test(test_n_characters_261_accepted),
         cmocka_unit_test(test_cli_reproduces_fixture),
         cmocka_unit_test(test_embed_vocab_matches_layer0),

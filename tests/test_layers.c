@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "charcnn.h"
+#include "naive.h"
 #include "chars.h"
 #include "common.h"
 #include "highway.h"
@@ -172,47 +173,6 @@ static void test_lstm_step_with_clipping(void **state) {
     options_free(&o);
 }
 
-/* Naive LSTM over T steps with lengths, in double, for comparison. */
-static void lstm_naive(double *out, double *c, double *h, const float *x, const int *lengths, int B, int T,
-                       int skip, const LstmParams *p, const LstmDims *d) {
-    const int H = d->H, Hs = d->Hs, P = d->P, in = d->in_dim, G = 4 * H;
-    double *z = malloc((size_t)G * sizeof(double)), *m = malloc((size_t)H * sizeof(double));
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            double *o = out + ((size_t)b * T + t) * P;
-            if (t >= lengths[b]) {
-                for (int k = 0; k < P; k++) o[k] = 0;
-                continue;
-            }
-            const float *xt = x + ((size_t)b * T + t) * in;
-            double *cb = c + (size_t)b * H, *hb = h + (size_t)b * Hs;
-            for (int g = 0; g < G; g++) {
-                double s = p->B[g];
-                for (int k = 0; k < in; k++) s += xt[k] * (double)p->W[(size_t)k * G + g];
-                for (int k = 0; k < Hs; k++) s += hb[k] * (double)p->W[(size_t)(in + k) * G + g];
-                z[g] = s;
-            }
-            for (int k = 0; k < H; k++) {
-                double cell = sigmoid(z[2 * H + k] + 1.0) * cb[k] + sigmoid(z[k]) * tanh(z[H + k]);
-                if (d->has_cell_clip) cell = fmin(d->cell_clip, fmax(-d->cell_clip, cell));
-                cb[k] = cell;
-                m[k] = sigmoid(z[3 * H + k]) * tanh(cell);
-            }
-            for (int k = 0; k < Hs; k++) {
-                double v = m[k];
-                if (d->has_proj) {
-                    v = 0;
-                    for (int j = 0; j < H; j++) v += m[j] * (double)p->W_P[(size_t)j * P + k];
-                    if (d->has_proj_clip) v = fmin(d->proj_clip, fmax(-d->proj_clip, v));
-                }
-                hb[k] = v;
-                o[k] = v + (skip ? xt[k] : 0.0);
-            }
-        }
-    free(z);
-    free(m);
-}
-
 /* lstm_predict equals the naive loops with and without projection, clipping and skip,
  * for rows of different lengths (one empty), starting from a non-zero state; so does
  * lstm_train_forward over every step from the same state. */
@@ -257,7 +217,9 @@ static void test_lstm_predict_matches_naive(void **state) {
         double *ct = malloc((size_t)B * H * sizeof(double)), *ht = malloc((size_t)B * Hs * sizeof(double));
         memcpy(ct, cn, (size_t)B * H * sizeof(double));
         memcpy(ht, hn, (size_t)B * Hs * sizeof(double));
-        lstm_naive(outt, ct, ht, x, full, B, T, cases[ci].skip, &m.lstm[0][1], &d);
+        double *xd = malloc((size_t)B * T * P * sizeof(double));
+        for (int i = 0; i < B * T * P; i++) xd[i] = x[i];
+        naive_lstm(outt, ct, ht, xd, full, B, T, cases[ci].skip, &m.lstm[0][1], &d, NULL, NULL);
         double worst_train = 0;
         for (int i = 0; i < B * T * P; i++) worst_train = fmax(worst_train, fabs(out_train[i] - outt[i]));
         for (int i = 0; i < B * H; i++) worst_train = fmax(worst_train, fabs(c_final[i] - ct[i]));
@@ -267,14 +229,14 @@ static void test_lstm_predict_matches_naive(void **state) {
         arena_free(&arena);
         free(out_train); free(c_final); free(h_final); free(outt); free(ct); free(ht);
         lstm_predict(out, c, h, &w, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);
-        lstm_naive(outn, cn, hn, x, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d);
+        naive_lstm(outn, cn, hn, xd, lengths, B, T, cases[ci].skip, &m.lstm[0][1], &d, NULL, NULL);
         double worst = 0;
         for (int i = 0; i < B * T * P; i++) worst = fmax(worst, fabs(out[i] - outn[i]));
         for (int i = 0; i < B * H; i++) worst = fmax(worst, fabs(c[i] - cn[i]));
         for (int i = 0; i < B * Hs; i++) worst = fmax(worst, fabs(h[i] - hn[i]));
         print_message("lstm case %zu: max abs diff %g\n", ci, worst);
         assert_true(worst < 2e-6);
-        free(x); free(c); free(h); free(cn); free(hn); free(out); free(gates); free(mw); free(hp); free(cpre); free(outn);
+        free(x); free(c); free(h); free(cn); free(hn); free(out); free(gates); free(mw); free(hp); free(cpre); free(outn); free(xd);
         model_free(&m);
         options_free(&o);
     }

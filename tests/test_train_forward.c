@@ -1,6 +1,7 @@
 /* test_train_forward.c - the training forward pass (every LSTM layer's output and the
  * loss of each direction) against a naive twin written here in double precision, loop by
- * loop from the formulas of docs/design.md sections 3 and 4, over the option combinations:
+ * loop from the formulas of docs/design.md sections 3 and 4 (tests/naive.c and the loss
+ * below), over the option combinations:
  * clips that bite, skip connections, dropout (the residual adds the dropped input),
  * projection or not, relu or tanh, highway layers, sampled and full softmax. The twin
  * shares nothing with the library but the parameters, the batch and the randomness the
@@ -17,6 +18,7 @@
 #include <string.h>
 
 #include "chars.h"
+#include "naive.h"
 #include "dataset.h"
 #include "model.h"
 #include "options.h"
@@ -24,103 +26,6 @@
 #include "softmax.h"
 #include "testutil.h"
 #include "trainer.h"
-
-static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
-static double clip(double x, double limit) { return fmin(limit, fmax(-limit, x)); }
-
-/* Token embedding (P) of one token's training character ids (C): char-CNN, highway,
- * projection. */
-static void naive_token_embedding(double *out, const int32_t *ids, const BilmModel *m) {
-    const ElmoOptions *o = m->opt;
-    const int C = o->max_chars, De = o->char_dim, F = o->total_filters, P = o->proj_dim;
-    double *x = calloc((size_t)F, sizeof(double)), *y = calloc((size_t)F, sizeof(double));
-    int f0 = 0;
-    for (int k = 0; k < o->n_filter_kinds; k++) {
-        const int w = o->filter_width[k], n = o->filter_count[k];
-        for (int f = 0; f < n; f++) {
-            double best = -INFINITY;
-            for (int p = 0; p + w <= C; p++) {
-                double s = m->conv[k].b[f];
-                for (int j = 0; j < w; j++)
-                    for (int e = 0; e < De; e++)
-                        s += (double)m->char_embed[(size_t)ids[p + j] * De + e] * m->conv[k].W[((size_t)j * De + e) * n + f];
-                best = fmax(best, s);
-            }
-            x[f0 + f] = o->activation == ELMO_ACT_RELU ? fmax(best, 0.0) : tanh(best);
-        }
-        f0 += n;
-    }
-    for (int i = 0; i < o->n_highway; i++) {
-        const HighwayParams *h = &m->highway[i];
-        for (int f = 0; f < F; f++) {
-            double g = h->b_carry[f], t = h->b_transform[f];
-            for (int k = 0; k < F; k++) {
-                g += x[k] * h->W_carry[(size_t)k * F + f];
-                t += x[k] * h->W_transform[(size_t)k * F + f];
-            }
-            g = sigmoid(g);
-            t = fmax(t, 0.0);
-            y[f] = g * t + (1.0 - g) * x[f];
-        }
-        memcpy(x, y, (size_t)F * sizeof(double));
-    }
-    for (int p = 0; p < P; p++) {
-        if (!m->W_proj) {
-            out[p] = x[p];
-            continue;
-        }
-        double s = m->b_proj[p];
-        for (int k = 0; k < F; k++) s += x[k] * m->W_proj[(size_t)k * P + p];
-        out[p] = s;
-    }
-    free(x);
-    free(y);
-}
-
-/* One LSTM layer over the T steps of B rows from state (c, h), updated in place.
- * Counts the positions where each clip changed the value. */
-static void naive_lstm(double *out, double *c, double *h, const double *x, int B, int T, int skip,
-                       const LstmParams *p, const ElmoOptions *o, int *cell_clipped, int *proj_clipped) {
-    const int H = o->lstm_dim, P = o->proj_dim, has_proj = P < H, Hs = has_proj ? P : H, G = 4 * H;
-    double *z = malloc((size_t)G * sizeof(double)), *mm = malloc((size_t)H * sizeof(double));
-    for (int t = 0; t < T; t++)
-        for (int b = 0; b < B; b++) {
-            const double *xt = x + ((size_t)b * T + t) * P;
-            double *cb = c + (size_t)b * H, *hb = h + (size_t)b * Hs;
-            for (int g = 0; g < G; g++) {
-                double s = p->B[g];
-                for (int k = 0; k < P; k++) s += xt[k] * p->W[(size_t)k * G + g];
-                for (int k = 0; k < Hs; k++) s += hb[k] * p->W[(size_t)(P + k) * G + g];
-                z[g] = s;
-            }
-            /* gates in the order i, j, f, o; forget bias 1 */
-            for (int k = 0; k < H; k++) {
-                double cell = sigmoid(z[2 * H + k] + 1.0) * cb[k] + sigmoid(z[k]) * tanh(z[H + k]);
-                if (o->has_cell_clip) {
-                    *cell_clipped += fabs(cell) > o->cell_clip;
-                    cell = clip(cell, o->cell_clip);
-                }
-                cb[k] = cell;
-                mm[k] = sigmoid(z[3 * H + k]) * tanh(cell);
-            }
-            double *ob = out + ((size_t)b * T + t) * P;
-            for (int k = 0; k < Hs; k++) {
-                double v = mm[k];
-                if (has_proj) {
-                    v = 0;
-                    for (int j = 0; j < H; j++) v += mm[j] * p->W_P[(size_t)j * P + k];
-                    if (o->has_proj_clip) {
-                        *proj_clipped += fabs(v) > o->proj_clip;
-                        v = clip(v, o->proj_clip);
-                    }
-                }
-                hb[k] = v;
-                ob[k] = skip ? v + xt[k] : v;
-            }
-        }
-    free(z);
-    free(mm);
-}
 
 /* Mean over the N rows of x (N, P) of the cross-entropy of the target: over all V
  * classes, or (samples != NULL) TF's sampled softmax. */
@@ -218,8 +123,8 @@ static void check_case(const Case *k) {
             for (size_t i = 0; i < (size_t)B * H; i++) c[i] = t.c_state[d][l][i];
             for (size_t i = 0; i < (size_t)B * Hs; i++) h[i] = t.h_state[d][l][i];
             /* the residual: layers above the first, adding the input after dropout */
-            naive_lstm(out, c, h, in, B, T, o.use_skip_connections && l > 0, &m.lstm[d][l], &o, &cell_clipped,
-                       &proj_clipped);
+            naive_lstm(out, c, h, in, NULL, B, T, o.use_skip_connections && l > 0, &m.lstm[d][l], &t.dims,
+                       &cell_clipped, &proj_clipped);
             for (size_t i = 0; i < BT * P; i++) worst_out = fmax(worst_out, fabs(out[i] - t.layer_out[d][l][i]));
             for (size_t i = 0; i < (size_t)B * H; i++) worst_out = fmax(worst_out, fabs(c[i] - t.c_final[d][l][i]));
             for (size_t i = 0; i < (size_t)B * Hs; i++) worst_out = fmax(worst_out, fabs(h[i] - t.h_final[d][l][i]));
