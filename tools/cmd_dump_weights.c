@@ -1,11 +1,13 @@
 /* cmd_dump_weights.c - `elmo dump-weights`: a checkpoint as a released weight file (no
  * softmax, no training state) with its options.json (n_characters 262) next to it. */
+#include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "checkpoint.h"
 #include "cli.h"
@@ -13,26 +15,54 @@
 #include "common.h"
 
 static const char dump_help[] =
-    "usage: elmo dump-weights (--save-dir DIR | --checkpoint FILE) --output weights.hdf5\n\n"
+    "usage: elmo dump-weights (--save-dir DIR [--best] | --checkpoint FILE) --output weights.hdf5\n\n"
     "Writes the weights of a training checkpoint in the released ELMo layout (no softmax,\n"
     "no training state) and options.json next to it with n_characters 262: the pair that\n"
-    "AllenNLP, bilm-tf and `elmo embed` load.\n\n"
+    "AllenNLP, bilm-tf and `elmo embed` load. The output's directory is created if needed;\n"
+    "it may not be the training directory (its options.json would be replaced).\n\n"
     "  --save-dir DIR      a training directory (its newest checkpoint and options.json)\n"
+    "  --best              with --save-dir: DIR/best.hdf5 instead of the newest checkpoint\n"
     "  --checkpoint FILE   a checkpoint; its options.json is the one in the same directory\n"
     "  --output FILE       the weight file to write (options.json goes beside it)\n";
 
+/* mkdir -p dir. */
+static int make_dirs(const char *dir) {
+    char *p = xstrdup(dir);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        const char saved = *s;
+        *s = '\0';
+        struct stat st;
+        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+            rc = elmo_fail("%s: cannot create directory: %s", p, strerror(errno));
+            break;
+        }
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            rc = elmo_fail("%s: not a directory", p);
+            break;
+        }
+        *s = saved;
+        if (!saved) break;
+    }
+    free(p);
+    return rc;
+}
+
 int cmd_dump_weights(int argc, char **argv) {
     const char *save_dir = NULL, *checkpoint = NULL, *output = NULL;
-    enum { O_SAVE = 256, O_CKPT, O_OUT };
+    int best = 0;
+    enum { O_SAVE = 256, O_BEST, O_CKPT, O_OUT };
     static const struct option longopts[] = {
         {"save-dir", required_argument, 0, O_SAVE}, {"save_dir", required_argument, 0, O_SAVE},
-        {"checkpoint", required_argument, 0, O_CKPT}, {"output", required_argument, 0, O_OUT},
-        {"outfile", required_argument, 0, O_OUT},   {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"best", no_argument, 0, O_BEST},           {"checkpoint", required_argument, 0, O_CKPT},
+        {"output", required_argument, 0, O_OUT},    {"outfile", required_argument, 0, O_OUT},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case O_SAVE: save_dir = optarg; break;
+        case O_BEST: best = 1; break;
         case O_CKPT: checkpoint = optarg; break;
         case O_OUT: output = optarg; break;
         case 'h': fputs(dump_help, stdout); return 0;
@@ -41,24 +71,29 @@ int cmd_dump_weights(int argc, char **argv) {
     }
     if (optind < argc) elmo_die("dump-weights: unexpected argument '%s'", argv[optind]);
     if (!save_dir == !checkpoint) elmo_die("dump-weights: give either --save-dir or --checkpoint");
+    if (best && !save_dir) elmo_die("dump-weights: --best needs --save-dir (it reads DIR/best.hdf5)");
     cli_require("--output", output, "dump-weights");
 
     char ckpt_buf[4096], options_path[4096];
     if (save_dir) {
-        if (checkpoint_latest(save_dir, ckpt_buf, sizeof ckpt_buf, NULL) < 0) elmo_die_last();
+        if (best) {
+            struct stat st;
+            snprintf(ckpt_buf, sizeof ckpt_buf, "%s/best.hdf5", save_dir);
+            if (stat(ckpt_buf, &st) != 0)
+                elmo_die("%s: no such file: --best exports the best checkpoint that training keeps there", ckpt_buf);
+        } else if (checkpoint_latest(save_dir, ckpt_buf, sizeof ckpt_buf, NULL) < 0) {
+            elmo_die_last();
+        }
         checkpoint = ckpt_buf;
     }
     char *dir_copy = xstrdup(checkpoint);
     snprintf(options_path, sizeof options_path, "%s/options.json", dirname(dir_copy));
     free(dir_copy);
     char *out_copy = xstrdup(output);
-    char out_options[4096];
-    snprintf(out_options, sizeof out_options, "%s/options.json", dirname(out_copy));
+    char out_dir[4096], out_options[sizeof out_dir + 16];
+    snprintf(out_dir, sizeof out_dir, "%s", dirname(out_copy));
     free(out_copy);
-    char real_in[PATH_MAX], real_out[PATH_MAX];
-    if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
-        elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",
-                 out_options, checkpoint);
+    snprintf(out_options, sizeof out_options, "%s/options.json", out_dir);
     ElmoOptions opt;
     if (options_load(&opt, options_path, ELMO_FOR_PREDICTION) < 0) elmo_die_last();
     long rows;
@@ -66,6 +101,13 @@ int cmd_dump_weights(int argc, char **argv) {
     BilmModel model;
     model_init_layout(&model, &opt, rows);
     if (model_load(&model, checkpoint) < 0) elmo_die_last();
+    /* created first, so that the check below sees the directory the files will go to
+     * (a path such as DIR/new/.. is DIR itself) */
+    if (make_dirs(out_dir) < 0) elmo_die_last();
+    char real_in[PATH_MAX], real_out[PATH_MAX];
+    if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
+        elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",
+                 out_options, checkpoint);
     if (model_save(&model, output, 0) < 0) elmo_die_last();
     if (options_save(&opt, out_options, 262) < 0) elmo_die_last();
     fprintf(stderr, "dump-weights: %s -> %s and %s\n", checkpoint, output, out_options);
