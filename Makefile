@@ -14,6 +14,13 @@ BIN      ?= bin
 ELMO_FIXTURES ?= $(abspath ../shared/fixtures)
 export ELMO_FIXTURES
 
+# `elmo --version`: VERSION, plus `git describe --always --dirty` when this is a git checkout
+# (e.g. 0.9.0+903113e-dirty).  Only tools/elmo.o sees it; $(BUILD)/version.txt changes, and
+# elmo.o is rebuilt, only when the string does.
+VERSION     := 0.9.0
+GIT_VERSION := $(shell git describe --always --dirty 2>/dev/null)
+ELMO_VERSION := $(VERSION)$(if $(GIT_VERSION),+$(GIT_VERSION))
+
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 # The OpenMP build of OpenBLAS: the pthread build's threads fight our OpenMP regions
 # (docs/design.md section 11).  Linked by path with an rpath, whatever update-alternatives says.
@@ -56,7 +63,7 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(BUILD)/tests/testutil.o $(BUILD)/tests/naive.o
 
-.PHONY: all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus clean
+.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus clean
 # Keep the test objects (make would otherwise delete them as intermediates, rebuilding
 # them next time and ending `make test` with an rm line).
 .SECONDARY:
@@ -69,6 +76,13 @@ deps:
 $(BUILD)/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/version.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ELMO_VERSION)' | cmp -s - $@ || echo '$(ELMO_VERSION)' > $@
+$(BUILD)/tools/elmo.o: $(BUILD)/version.txt
+$(BUILD)/tools/elmo.o: CFLAGS += -DELMO_VERSION='"$(ELMO_VERSION)"'
+FORCE:
 
 $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^

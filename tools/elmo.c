@@ -6,6 +6,11 @@
 #include "commands.h"
 #include "common.h"
 
+/* From the Makefile: VERSION, plus the git commit when built in a git checkout. */
+#ifndef ELMO_VERSION
+#define ELMO_VERSION "unknown"
+#endif
+
 typedef struct {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -31,6 +36,7 @@ static void usage(FILE *out) {
             "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", "version", "the version of this program (also elmo --version)");
 }
 
 int main(int argc, char **argv) {
@@ -40,6 +46,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("elmo %s\n", ELMO_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
