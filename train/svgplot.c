@@ -110,6 +110,7 @@ static double seq125(int i) {
 
 /* The largest index whose value is <= v (v > 0, finite), with a little tolerance. */
 static int seq125_floor(double v) {
+    CHECK(v >= 1e-300 && v <= 1e300, "log axis at %g", v); /* drawable() keeps others out */
     int i = 3 * (int)floor(log10(v)) + 3;
     while (seq125(i) > v * (1.0 + 1e-9)) i--;
     return i;
