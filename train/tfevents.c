@@ -191,11 +191,17 @@ int tfevents_open(TfEventWriter **out, const char *dir, double wall_time) {
         free(path);
         return -1;
     }
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        elmo_fail("%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        free(path);
+        return -1;
+    }
     TfEventWriter *w = xcalloc(1, sizeof *w);
     w->path = path;
-    w->f = fdopen(fd, "wb");
-    CHECK(w->f != NULL, "%s: fdopen: %s", path, strerror(errno));
-    w->event.n = 0;
+    w->f = f;
     put_double(&w->event, EVENT_WALL_TIME, wall_time);
     put_bytes(&w->event, EVENT_FILE_VERSION, TFEVENTS_FILE_VERSION, strlen(TFEVENTS_FILE_VERSION));
     if (write_record(w) < 0 || tfevents_flush(w) < 0) {
