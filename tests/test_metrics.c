@@ -910,8 +910,6 @@ static void test_unwritable_directory(void **state) {
         assert_non_null(strstr(elmo_error(), dir));
         chmod(dir, 0755);
     }
-    /* an event file that cannot be created (its name is taken by a directory at every
-     * suffix is impractical; a directory whose jsonl is writable but full is below) */
 }
 
 /* Files may grow to `limit` bytes (RLIMIT_FSIZE; SIGXFSZ ignored, so writes fail with
