@@ -340,6 +340,25 @@ static void test_memory_shard_sizes(void **state) {
     assert_true(m.shard_bytes == 21);
     assert_true(m.line_bytes == 10.5);
     assert_int_equal(m.distinct_tokens, 4 + 2);
+    /* two members (gzip files concatenated): the trailer is the last one's, the file is read */
+    char *big = malloc(300000);
+    size_t big_len = 0;
+    long big_lines = 0;
+    for (; big_len + 16 < 300000; big_lines++)
+        big_len += (size_t)sprintf(big + big_len, "t%ld u v%ld\n", big_lines % 50, big_lines);
+    char first[600], second[600];
+    snprintf(first, sizeof first, "%s/first.gz", dir);
+    snprintf(second, sizeof second, "%s/second.gz", dir);
+    write_gz(first, big, big_len);
+    write_gz(second, "x\n", 2);
+    free(big);
+    snprintf(path, sizeof path, "%s/members.txt.gz", dir);
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "cat '%s' '%s' > '%s'", first, second, path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(plan_memory(&o, 100, 4, 5, path, &m), 0);
+    assert_true(m.shard_bytes == (double)big_len + 2);
+    assert_int_equal(count(path, NULL, NULL), 3 * big_lines + 1);
     char text[20000];
     size_t len = 0;
     for (int i = 0; len + 12 < sizeof text; i++) len += (size_t)sprintf(text + len, "%d %d\n", i * 7919 % 10007, i);

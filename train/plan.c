@@ -353,11 +353,12 @@ static int measure_text(const char *path, double *bytes) {
 /* Deflate expands by at most 1032 times. */
 #define MAX_DEFLATE_RATIO 1032.0
 
-/* Bytes the text of path takes once decompressed: for a gzip file its trailer's ISIZE
- * (the size modulo 2^32 of the last member), plus the whole 2^32 it takes to be no smaller
- * than the compressed data (stored blocks grow 5 bytes per 64 KiB, the header and trailer
- * take 18 and more); a size that deflate cannot reach (a truncated file, several members)
- * is measured by reading the file. Otherwise the file's size. */
+/* Bytes the text of path takes once decompressed. For a gzip file, its trailer's ISIZE
+ * (the size modulo 2^32 of the last member: exact for one member under 4 GiB) when that
+ * can be the size: no less than the compressed data (stored blocks grow 5 bytes per
+ * 64 KiB; header and trailer take 18 and more), no more than deflate reaches. Otherwise
+ * (several members, a damaged trailer, some files of 4 GiB and more) the file is read.
+ * A plain file: its size. */
 static int text_bytes(const char *path, const struct stat *st, double *bytes) {
     *bytes = (double)st->st_size;
     FILE *f = fopen(path, "rb");
@@ -369,10 +370,9 @@ static int text_bytes(const char *path, const struct stat *st, double *bytes) {
     if (!is_gz) return 0;
     const double csize = (double)st->st_size;
     if (have_tail) {
-        double size = (double)((uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
-                               (uint32_t)tail[3] << 24);
-        while (size < csize * 0.999 - 1024) size += 4294967296.0;
-        if (size <= csize * MAX_DEFLATE_RATIO) {
+        const double size = (double)((uint32_t)tail[0] | (uint32_t)tail[1] << 8 | (uint32_t)tail[2] << 16 |
+                                     (uint32_t)tail[3] << 24);
+        if (size >= csize * 0.999 - 1024 && size <= csize * MAX_DEFLATE_RATIO) {
             *bytes = size;
             return 0;
         }
