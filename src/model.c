@@ -185,13 +185,17 @@ static void bind_views(BilmModel *m, float *buffer, size_t available) {
         for (int l = 0; l < o->n_layers; l++) m->lstm[d][l].in_dim = o->proj_dim;
 }
 
-void model_init_layout(BilmModel *m, const ElmoOptions *o, long softmax_vocab) {
+void model_layout(BilmModel *m, const ElmoOptions *o, long softmax_vocab) {
     memset(m, 0, sizeof *m);
     m->opt = o;
     m->softmax_vocab = softmax_vocab;
     lay_out(m, 0);
     m->entries = xcalloc((size_t)m->n_entries, sizeof *m->entries);
     lay_out(m, 1);
+}
+
+void model_init_layout(BilmModel *m, const ElmoOptions *o, long softmax_vocab) {
+    model_layout(m, o, softmax_vocab);
     m->data = xmalloc_aligned(m->n_floats * sizeof(float));
     memset(m->data, 0, m->n_floats * sizeof(float));
     bind_views(m, m->data, m->n_floats);

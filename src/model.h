@@ -66,6 +66,9 @@ typedef struct {
 /* Lays out the parameters for the options (softmax_vocab rows of softmax, 0 = none),
  * zero-filled. */
 void model_init_layout(BilmModel *m, const ElmoOptions *opt, long softmax_vocab);
+/* The same layout without the parameter buffer (data and every view NULL): the entries
+ * and n_floats, for sizing a run before it allocates anything. model_free it. */
+void model_layout(BilmModel *m, const ElmoOptions *opt, long softmax_vocab);
 /* A copy of m's table whose views point into `buffer` (same layout) instead, e.g. the
  * gradients. Tensors at or beyond `n_floats` floats (the softmax, kept sparse) get NULL
  * views. The copy does not own the buffer: do not model_free it. */

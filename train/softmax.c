@@ -98,8 +98,29 @@ void softmax_work_free(SoftmaxWork *w) {
     memset(w, 0, sizeof *w);
 }
 
+size_t softmax_scratch_bytes(SoftmaxScratch s) {
+    return (s.logits + 2 * (size_t)s.rows * s.cols + 2 * (size_t)s.rows) * sizeof(float);
+}
+
 size_t softmax_work_bytes(const SoftmaxWork *w) {
-    return (w->cap_logits + 2 * (size_t)w->cap_rows * w->cap_cols + 2 * (size_t)w->cap_rows) * sizeof(float);
+    return softmax_scratch_bytes((SoftmaxScratch){w->cap_logits, w->cap_rows, w->cap_cols});
+}
+
+/* Rows of a chunk of the full softmax (R in softmax_full) and of a scatter block (VB). */
+static int full_chunk_rows(int N, int V) {
+    const size_t rows = FULL_CHUNK_FLOATS / (size_t)V;
+    return rows < 1 ? 1 : rows > (size_t)N ? N : (int)rows;
+}
+
+static int full_scatter_rows(int V) { return V < FULL_SCATTER_ROWS ? V : FULL_SCATTER_ROWS; }
+
+SoftmaxScratch softmax_sampled_scratch(int N, int P, int S) {
+    return (SoftmaxScratch){(size_t)N * S + 2 * (size_t)N, S, P};
+}
+
+SoftmaxScratch softmax_full_scratch(int N, int P, int V, int backward) {
+    const int R = full_chunk_rows(N, V);
+    return (SoftmaxScratch){(size_t)R * V + R, backward ? full_scatter_rows(V) : 0, backward ? P : 0};
 }
 
 static void grow_logits(SoftmaxWork *w, size_t n) {
@@ -161,8 +182,9 @@ double softmax_sampled(float *dx, SparseGrad *gW, SparseGrad *gb, const float *x
     for (int n = 0; n < N; n++) CHECK(targets[n] >= 0 && targets[n] < V, "target %d of %d", targets[n], V);
     if (dx) check_grads(gW, gb, P, V);
 
-    grow_gather(work, S, P);
-    grow_logits(work, (size_t)N * S + 2 * (size_t)N);
+    const SoftmaxScratch need = softmax_sampled_scratch(N, P, S);
+    grow_gather(work, need.rows, need.cols);
+    grow_logits(work, need.logits);
     float *W_rows = work->W_rows, *b_s = work->b_rows, *logq_s = work->b_rows + S;
     float *L = work->logits, *L_true = L + (size_t)N * S, *row_loss = L_true + N;
 
@@ -262,14 +284,14 @@ double softmax_full(float *dx, SparseGrad *gW, SparseGrad *gb, const float *x, c
     CHECK(N >= 1 && P >= 1 && V >= 1, "N = %d, P = %d, V = %d", N, P, V);
     for (int n = 0; n < N; n++) CHECK(targets[n] >= 0 && targets[n] < V, "target %d of %d", targets[n], V);
     const int backward = dx != NULL;
-    size_t rows = FULL_CHUNK_FLOATS / (size_t)V;
-    const int R = rows < 1 ? 1 : rows > (size_t)N ? N : (int)rows;
-    grow_logits(work, (size_t)R * V + R);
+    const SoftmaxScratch need = softmax_full_scratch(N, P, V, backward);
+    const int R = full_chunk_rows(N, V);
+    grow_logits(work, need.logits);
     float *L = work->logits, *row_loss = L + (size_t)R * V;
-    const int VB = V < FULL_SCATTER_ROWS ? V : FULL_SCATTER_ROWS;
+    const int VB = full_scatter_rows(V);
     if (backward) {
         check_grads(gW, gb, P, V);
-        grow_gather(work, VB, P);
+        grow_gather(work, need.rows, need.cols);
         for (int v = 0; v < V; v++) { /* every row, in order; may move gW->grad */
             sparse_grad_row(gW, v);
             sparse_grad_row(gb, v);

@@ -47,6 +47,20 @@ void softmax_work_free(SoftmaxWork *w);
 /* Bytes it holds now (it grows to the largest call so far). */
 size_t softmax_work_bytes(const SoftmaxWork *w);
 
+/* The scratch one call needs (the work grows to it): floats of logits, and rows x cols of
+ * the gathered block (W_rows, dlogits_W; b_rows holds 2 x rows). */
+typedef struct {
+    size_t logits;
+    int rows, cols;
+} SoftmaxScratch;
+
+/* A softmax_sampled call of N rows, width P, S samples; a softmax_full call (backward:
+ * with dx, training). */
+SoftmaxScratch softmax_sampled_scratch(int N, int P, int S);
+SoftmaxScratch softmax_full_scratch(int N, int P, int V, int backward);
+/* Bytes of a work grown to s (what softmax_work_bytes then reports). */
+size_t softmax_scratch_bytes(SoftmaxScratch s);
+
 /* Sampled softmax (tf.nn.sampled_softmax_loss defaults, num_true = 1). Returns the mean
  * over the N rows of the cross-entropy of the true logit (class 0) among the S+1 logits
  *   true:    x.W[y] + b[y] - log q(y)

@@ -24,5 +24,8 @@ void sparse_grad_clear(SparseGrad *g);
 void sparse_grad_free(SparseGrad *g);
 /* Bytes it holds now (its capacity grows with the rows a batch touches). */
 size_t sparse_grad_bytes(const SparseGrad *g);
+/* What sparse_grad_bytes reports once `rows` distinct rows have been touched between two
+ * clears of a gradient made by sparse_grad_init(g, n_total_rows, width, cap). */
+size_t sparse_grad_need_bytes(long n_total_rows, int width, int cap, long rows);
 
 #endif

@@ -15,17 +15,44 @@
 
 /* Every buffer of the trainer but the softmax's row-sparse gradients and workspace,
  * which grow with what a batch touches (see arena.h: run twice, measuring then
- * handing out). */
-static void carve(void *ctx, Arena *a) {
+ * handing out). In three parts, so that trainer_need can tell them apart: the dense
+ * gradient, the Adagrad accumulators (training only), then everything per batch. */
+static void carve_gradient(void *ctx, Arena *a) {
+    Trainer *t = ctx;
+    t->grad = arena_floats(a, t->n_dense);
+}
+
+static void carve_accumulators(void *ctx, Arena *a) {
+    Trainer *t = ctx;
+    t->accum = arena_floats(a, t->model->n_floats);
+}
+
+/* The buffers with a row per distinct token of a step (N rows at most): a step touches
+ * only the rows of the tokens it has, so the pages of the rest are never mapped (the
+ * arena is calloc'd). */
+static void carve_token_rows(Trainer *t, Arena *a, size_t rows) {
+    const ElmoOptions *o = t->opt;
+    const int F = o->total_filters, P = o->proj_dim;
+    t->argmax = arena_ints(a, rows * F);
+    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = arena_floats(a, rows * F);
+    for (int i = 0; i < o->n_highway; i++) {
+        t->hw_carry[i] = arena_floats(a, rows * F);
+        t->hw_transform[i] = arena_floats(a, rows * F);
+    }
+    t->emb_unique = arena_floats(a, rows * P);
+    if (t->mode == TRAINER_TRAIN) {
+        t->demb_unique = arena_floats(a, rows * P);
+        t->dfeat = arena_floats(a, rows * F);
+        t->dpre = arena_floats(a, rows * F);
+    }
+}
+
+static void carve_activations(void *ctx, Arena *a) {
     Trainer *t = ctx;
     const ElmoOptions *o = t->opt;
-    const int B = t->B, T = t->T, C = o->max_chars, F = o->total_filters, P = o->proj_dim;
+    const int B = t->B, T = t->T, C = o->max_chars, P = o->proj_dim;
     const int H = t->dims.H, Hs = t->dims.Hs, train = t->mode == TRAINER_TRAIN;
     const size_t BT = (size_t)B * T, N = (size_t)t->n_dirs * BT;
-    if (train) {
-        t->grad = arena_floats(a, t->n_dense);
-        t->accum = arena_floats(a, t->model->n_floats);
-    }
     for (int d = 0; d < t->n_dirs; d++) {
         for (int l = 0; l < t->L; l++) {
             t->c_state[d][l] = arena_floats(a, (size_t)B * H);
@@ -48,26 +75,24 @@ static void carve(void *ctx, Arena *a) {
     t->ids = arena_ints(a, N * C);
     token_set_carve(&t->tokens, a, (int)N, C);
     t->targets = arena_ints(a, N);
-    t->argmax = arena_ints(a, N * F);
-    for (int i = 0; i <= o->n_highway; i++) t->feat[i] = arena_floats(a, N * F);
-    for (int i = 0; i < o->n_highway; i++) {
-        t->hw_carry[i] = arena_floats(a, N * F);
-        t->hw_transform[i] = arena_floats(a, N * F);
-    }
+    carve_token_rows(t, a, N);
     t->emb = arena_floats(a, N * P);
-    t->emb_unique = arena_floats(a, N * P);
-    if (train) {
-        t->demb = arena_floats(a, N * P);
-        t->demb_unique = arena_floats(a, N * P);
-        t->dfeat = arena_floats(a, N * F);
-        t->dpre = arena_floats(a, N * F);
-    }
+    if (train) t->demb = arena_floats(a, N * P);
     charcnn_work_carve(&t->cnn, a, o);
 }
 
-void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed) {
+static void carve(void *ctx, Arena *a) {
+    Trainer *t = ctx;
+    if (t->mode == TRAINER_TRAIN) {
+        carve_gradient(t, a);
+        carve_accumulators(t, a);
+    }
+    carve_activations(t, a);
+}
+
+/* The fields the carve functions and the softmax sizes read. */
+static void set_shape(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode) {
     const ElmoOptions *o = model->opt;
-    memset(t, 0, sizeof *t);
     CHECK(model->softmax_vocab > 0, "the trainer needs a model with a softmax");
     t->opt = o;
     t->model = model;
@@ -81,12 +106,23 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
     t->keep = 1.0f - o->dropout;
     t->use_dropout = mode == TRAINER_TRAIN && o->dropout > 0.0f;
     t->use_sampled = mode == TRAINER_TRAIN && o->sample_softmax;
-    rng_seed(&t->rng, seed);
     t->n_dense = model_dense_floats(model);
+}
+
+/* Rows the softmax's sparse gradients start with: every target and sample of a step. */
+static int softmax_grad_rows(const Trainer *t) {
+    return (int)(2 * (size_t)t->B * t->T + 2 * t->opt->n_negative_samples);
+}
+
+void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed) {
+    const ElmoOptions *o = model->opt;
+    memset(t, 0, sizeof *t);
+    set_shape(t, model, B, T, mode);
+    rng_seed(&t->rng, seed);
     arena_build(&t->arena, carve, t);
     if (mode == TRAINER_TRAIN) {
         model_view(&t->grad_view, model, t->grad, t->n_dense);
-        const int rows = (int)(2 * (size_t)B * T + 2 * o->n_negative_samples);
+        const int rows = softmax_grad_rows(t);
         sparse_grad_init(&t->grad_softmax_W, t->V, o->proj_dim, rows);
         sparse_grad_init(&t->grad_softmax_b, t->V, 1, rows);
         for (size_t i = 0; i < model->n_floats; i++) t->accum[i] = 1.0f;
@@ -101,6 +137,54 @@ size_t trainer_bytes(const Trainer *t) {
     size_t bytes = t->arena.size + softmax_work_bytes(&t->softmax_work);
     if (t->mode == TRAINER_TRAIN) bytes += sparse_grad_bytes(&t->grad_softmax_W) + sparse_grad_bytes(&t->grad_softmax_b);
     return bytes;
+}
+
+typedef struct {
+    Trainer *t;
+    size_t rows;
+} TokenRows;
+
+static void carve_token_rows_of(void *ctx, Arena *a) {
+    TokenRows *r = ctx;
+    carve_token_rows(r->t, a, r->rows);
+}
+
+void trainer_need(TrainerNeed *need, const BilmModel *layout, int B, int T, TrainerMode mode, long distinct) {
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    set_shape(&t, (BilmModel *)layout, B, T, mode); /* the carve functions only read the model's sizes */
+    const ElmoOptions *o = t.opt;
+    const int P = o->proj_dim, BT = B * T, train = mode == TRAINER_TRAIN;
+    memset(need, 0, sizeof *need);
+    if (train) {
+        need->gradient = arena_measure(carve_gradient, &t);
+        need->accumulators = arena_measure(carve_accumulators, &t);
+    }
+    need->activations = arena_measure(carve_activations, &t);
+    CHECK(need->gradient + need->accumulators + need->activations == arena_measure(carve, &t),
+          "the trainer's carve is not its three parts");
+    const size_t N = (size_t)t.n_dirs * BT;
+    if (distinct > 0 && (size_t)distinct < N) {
+        TokenRows all = {&t, N}, used = {&t, (size_t)distinct};
+        need->untouched = arena_measure(carve_token_rows_of, &all) - arena_measure(carve_token_rows_of, &used);
+    }
+    SoftmaxScratch scratch;
+    if (t.use_sampled) scratch = softmax_sampled_scratch(BT, P, o->n_negative_samples);
+    else scratch = softmax_full_scratch(BT, P, t.V, train);
+    need->softmax_work = softmax_scratch_bytes(scratch);
+    if (train) {
+        /* the rows a step touches: each direction's samples and targets, or all V */
+        long rows = t.use_sampled ? (long)t.n_dirs * (o->n_negative_samples + BT) : t.V;
+        if (rows > t.V) rows = t.V;
+        const int cap = softmax_grad_rows(&t);
+        need->softmax_grads = sparse_grad_need_bytes(t.V, P, cap, rows) + sparse_grad_need_bytes(t.V, 1, cap, rows);
+    }
+}
+
+size_t trainer_need_bytes(const BilmModel *layout, int B, int T, TrainerMode mode) {
+    TrainerNeed n;
+    trainer_need(&n, layout, B, T, mode, 0);
+    return n.gradient + n.accumulators + n.activations + n.softmax_grads + n.softmax_work;
 }
 
 void trainer_free(Trainer *t) {

@@ -78,6 +78,27 @@ void trainer_free(Trainer *t);
 /* Bytes of every buffer the trainer holds now (its arena, the softmax's gradients and
  * workspace as grown so far); the parameters are the model's. */
 size_t trainer_bytes(const Trainer *t);
+/* What a trainer of this shape will hold once its first step has grown the softmax's
+ * buffers (trainer_bytes then), worked out without allocating any of it: the same carve
+ * run on measuring arenas, the sparse gradients and softmax scratch at the size that step
+ * grows them to. layout: the model laid out for the run (model_layout is enough; its
+ * parameters are not counted). Uses omp_get_max_threads() as trainer_init does (the
+ * char-CNN workspaces are per thread).
+ * distinct > 0: the most distinct tokens a step's batches will hold (both directions
+ * together); `untouched` is then the part of `activations` in rows beyond them, which a
+ * run allocates but never touches (calloc'd pages cost no memory until written). */
+typedef struct {
+    size_t gradient;       /* dense gradient (training) */
+    size_t accumulators;   /* Adagrad accumulators, softmax included (training) */
+    size_t activations;    /* every per-batch buffer of the arena */
+    size_t untouched;      /* of activations: rows beyond `distinct` tokens (0 without) */
+    size_t softmax_grads;  /* row-sparse gradients of softmax/W and softmax/b (training) */
+    size_t softmax_work;   /* the softmax's scratch */
+} TrainerNeed;
+void trainer_need(TrainerNeed *need, const BilmModel *layout, int B, int T, TrainerMode mode, long distinct);
+/* The sum of trainer_need's parts (untouched rows included): what trainer_bytes reports
+ * after the first step. */
+size_t trainer_need_bytes(const BilmModel *layout, int B, int T, TrainerMode mode);
 /* Draws the step's samples (per direction) and dropout masks. */
 void trainer_draw(Trainer *t);
 /* Forward (and, with with_grad, backward into the zeroed gradients) on one batch per
