@@ -70,8 +70,17 @@ static void remove_registered(void) {
     }
 }
 
+/* Set by signals_stop_gracefully: the first SIGINT or SIGTERM is only noted in
+ * stop_signal, for the program to finish its work and stop; a second one acts at once. */
+static volatile sig_atomic_t graceful, stop_signal;
+
 static void on_signal(int sig) {
     int saved_errno = errno;
+    if (graceful && !stop_signal && sig != SIGHUP) {
+        stop_signal = sig;
+        errno = saved_errno;
+        return;
+    }
     remove_registered();
     for (int i = 0; i < 3; i++)
         if (caught_signals[i] == sig) sigaction(sig, &previous_action[i], NULL);
@@ -243,3 +252,10 @@ int file_write_atomic(const char *path, const void *data, size_t len) {
     }
     return pending_commit(&f);
 }
+
+void signals_stop_gracefully(void) {
+    graceful = 1;
+    install_handlers();
+}
+
+int signals_stop_requested(void) { return stop_signal; }

@@ -57,6 +57,14 @@ void fileset_discard(FileSet *s);
 /* Keeps the files of the set, and ends it. */
 void fileset_keep(FileSet *s);
 
+/* From now on the first SIGINT or SIGTERM does not end the process: it is only noted,
+ * for signals_stop_requested to report (a long run then finishes its step, saves and
+ * exits with 128 + the signal). A second one ends the process at once, removing the
+ * registered files as above, so no result is left half-written. */
+void signals_stop_gracefully(void);
+/* The signal noted since signals_stop_gracefully, 0 if none. */
+int signals_stop_requested(void);
+
 /* A file in dir without a name (spill data): created and unlinked at once, with the
  * signals above blocked in between, so nothing of it survives the process however it
  * ends. *fd receives it (read and write). */

@@ -2,6 +2,7 @@
 #include "options.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,12 @@ static const cJSON *lookup(const cJSON *root, const char *dotted) {
         p += n + (p[n] == '.');
     }
     return (node && !cJSON_IsNull(node)) ? node : NULL;
+}
+
+/* Sets a top-level key of the document (replacing it). */
+static void set_key(cJSON *root, const char *key, cJSON *item) {
+    if (cJSON_HasObjectItem(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, item);
+    else cJSON_AddItemToObject(root, key, item);
 }
 
 /* Integer key; `required` decides between an error and the default when absent. */
@@ -145,9 +152,8 @@ static int validate(ElmoOptions *o, const char *name, ElmoPurpose purpose) {
     INT("unroll_steps", 0, 20, 1, 1 << 20, o->unroll_steps);
     INT("n_tokens_vocab", 0, 0, 0, 1L << 40, o->n_tokens_vocab);
     INT("n_negative_samples_batch", 0, 8192, 1, 1L << 30, o->n_negative_samples);
-    int training = purpose == ELMO_FOR_TRAINING;
-    INT("n_epochs", training, 0, 1, 1L << 30, o->n_epochs);
-    INT("n_train_tokens", training, 0, 1, 1L << 50, o->n_train_tokens);
+    INT("n_epochs", 0, 10, 1, 1L << 30, o->n_epochs);
+    INT("n_train_tokens", 0, 0, 1, 1L << 50, o->n_train_tokens); /* 0: count the shards */
 #undef INT
     if (parse_filters(o, r, name) < 0) return -1;
 
@@ -192,9 +198,64 @@ int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpos
 }
 
 int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name, ElmoPurpose purpose) {
-    cJSON *number = cJSON_CreateNumber((double)value);
-    if (cJSON_HasObjectItem(o->json, key)) cJSON_ReplaceItemInObjectCaseSensitive(o->json, key, number);
-    else cJSON_AddItemToObject(o->json, key, number);
+    set_key(o->json, key, cJSON_CreateNumber((double)value));
+    return validate(o, name, purpose);
+}
+
+/* The training keys with the values bilm-tf's train_elmo.py gives them, in the order they
+ * are listed and written. */
+typedef enum { KEY_BOOL, KEY_INT, KEY_FLOAT } KeyType;
+static const struct {
+    const char *key;
+    KeyType type;
+    size_t field;
+} TRAINING_KEYS[] = {
+    {"bidirectional", KEY_BOOL, offsetof(ElmoOptions, bidirectional)},
+    {"dropout", KEY_FLOAT, offsetof(ElmoOptions, dropout)},
+    {"batch_size", KEY_INT, offsetof(ElmoOptions, batch_size)},
+    {"unroll_steps", KEY_INT, offsetof(ElmoOptions, unroll_steps)},
+    {"n_negative_samples_batch", KEY_INT, offsetof(ElmoOptions, n_negative_samples)},
+    {"sample_softmax", KEY_BOOL, offsetof(ElmoOptions, sample_softmax)},
+    {"learning_rate", KEY_FLOAT, offsetof(ElmoOptions, learning_rate)},
+    {"all_clip_norm_val", KEY_FLOAT, offsetof(ElmoOptions, all_clip_norm_val)},
+    {"n_epochs", KEY_INT, offsetof(ElmoOptions, n_epochs)},
+};
+
+static double key_value(const ElmoOptions *o, size_t k) {
+    const char *field = (const char *)o + TRAINING_KEYS[k].field;
+    switch (TRAINING_KEYS[k].type) {
+    case KEY_FLOAT: return *(const float *)field;
+    default: return *(const int *)field;
+    }
+}
+
+int options_assumed_training_keys(const ElmoOptions *o, char *buf, size_t size) {
+    int n = 0;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < sizeof TRAINING_KEYS / sizeof *TRAINING_KEYS; k++) {
+        if (lookup(o->json, TRAINING_KEYS[k].key)) continue;
+        const double v = key_value(o, k);
+        char value[32];
+        if (TRAINING_KEYS[k].type == KEY_BOOL) snprintf(value, sizeof value, "%s", v != 0 ? "true" : "false");
+        else snprintf(value, sizeof value, "%g", v);
+        const int w = snprintf(buf + used, size - used, "%s%s %s", n ? ", " : "", TRAINING_KEYS[k].key, value);
+        if (w > 0 && (size_t)w < size - used) used += (size_t)w;
+        n++;
+    }
+    return n;
+}
+
+void options_make_training_keys_explicit(ElmoOptions *o) {
+    for (size_t k = 0; k < sizeof TRAINING_KEYS / sizeof *TRAINING_KEYS; k++) {
+        const double v = key_value(o, k);
+        set_key(o->json, TRAINING_KEYS[k].key,
+                TRAINING_KEYS[k].type == KEY_BOOL ? cJSON_CreateBool(v != 0) : cJSON_CreateNumber(v));
+    }
+}
+
+int options_set_bool(ElmoOptions *o, const char *key, int value, const char *name, ElmoPurpose purpose) {
+    set_key(o->json, key, cJSON_CreateBool(value));
     return validate(o, name, purpose);
 }
 

@@ -49,8 +49,8 @@ typedef struct {
     int n_negative_samples;
     int sample_softmax;
     float learning_rate, all_clip_norm_val;
-    int n_epochs;                          /* 0 when absent (prediction) */
-    long n_train_tokens;
+    int n_epochs;                          /* 10 when absent (bilm-tf's train_elmo.py) */
+    long n_train_tokens;                   /* 0 when absent: count the training shards */
     cJSON *json;                           /* the document as read (owned) */
 } ElmoOptions;
 
@@ -68,6 +68,14 @@ int options_load(ElmoOptions *o, const char *path, ElmoPurpose purpose);
 int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpose purpose);
 /* Sets a top-level integer key (e.g. "n_epochs") in the document and validates again. */
 int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name, ElmoPurpose purpose);
+/* Sets a top-level boolean key and validates again. */
+int options_set_bool(ElmoOptions *o, const char *key, int value, const char *name, ElmoPurpose purpose);
+/* The training keys absent from the file, with the value each took (bilm-tf's
+ * train_elmo.py defaults), as "batch_size 128, unroll_steps 20, ..." into buf; returns
+ * how many. (n_train_tokens and n_tokens_vocab are the training command's to settle.) */
+int options_assumed_training_keys(const ElmoOptions *o, char *buf, size_t size);
+/* Writes every training key's value into the document, so that a saved file states them all. */
+void options_make_training_keys_explicit(ElmoOptions *o);
 /* Writes the document back (unknown keys unchanged) with the given n_characters
  * (0: as read), atomically (temporary file + rename). */
 int options_save(const ElmoOptions *o, const char *path, int n_characters);

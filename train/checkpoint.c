@@ -17,7 +17,7 @@ static void state_name(char *buf, size_t size, char which, int d, int l) {
 }
 
 static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *const *readers,
-                   const TrainingArgs *args) {
+                   const RunSettings *settings, const CheckpointBest *best) {
     const BilmModel *m = t->model;
     char name[160];
     for (int i = 0; i < m->n_entries; i++) {
@@ -40,12 +40,22 @@ static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *con
             if (h5io_write_floats(file, path, name, 2, dh, t->h_state[d][l]) < 0) return -1;
         }
     hid_t training = H5Gopen2(file, "training", H5P_DEFAULT);
-    char number[32];
-    snprintf(number, sizeof number, "%llu", (unsigned long long)args->seed);
-    int rc = h5io_write_string_attr(training, path, "train_prefix", args->train_prefix) |
-             h5io_write_string_attr(training, path, "vocab", args->vocab) |
-             h5io_write_string_attr(training, path, "seed", number) |
-             h5io_write_string_attr(training, path, "shuffle", args->shuffle ? "1" : "0");
+    char *json = settings_to_json(settings);
+    int rc = h5io_write_string_attr(training, path, "settings", json);
+    free(json);
+    if (rc == 0 && best) {
+        hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
+        char value[64];
+        snprintf(value, sizeof value, "%ld", t->step);
+        rc = h5io_write_string_attr(root, path, "best_step", value);
+        const char *names[3] = {"heldout_perplexity", "heldout_perplexity_forward", "heldout_perplexity_backward"};
+        const double values[3] = {best->perplexity, best->perplexity_forward, best->perplexity_backward};
+        for (int k = 0; k < 3 && rc == 0; k++) {
+            snprintf(value, sizeof value, "%.17g", values[k]);
+            rc = h5io_write_string_attr(root, path, names[k], value);
+        }
+        H5Gclose(root);
+    }
     for (int d = 0; d < t->n_dirs && rc == 0; d++) {
         snprintf(name, sizeof name, "reader_%d", d);
         hid_t group;
@@ -57,7 +67,8 @@ static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *con
     return rc;
 }
 
-int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers, const TrainingArgs *args) {
+int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers, const RunSettings *settings,
+                    const CheckpointBest *best) {
     PendingFile pending;
     pending_begin(&pending, path);
     hid_t file;
@@ -65,7 +76,7 @@ int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers
         pending_abort(&pending);
         return elmo_fail("%s: cannot create checkpoint (is the directory writable?)", path);
     }
-    int rc = save_to(file, path, t, readers, args);
+    int rc = save_to(file, path, t, readers, settings, best);
     if (h5io_close(file, path) < 0) rc = -1;
     if (rc < 0) {
         char *msg = xstrdup(elmo_error());
@@ -113,24 +124,25 @@ int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers) {
     return rc;
 }
 
-int checkpoint_read_args(const char *path, TrainingArgs *args) {
+int checkpoint_read_settings(const char *path, RunSettings *settings) {
     hid_t file;
     if (h5io_open_read(path, &file) < 0) return -1;
-    memset(args, 0, sizeof *args);
     int rc = -1;
+    enum { MAX_JSON = 1 << 16 };
+    char *json = xmalloc(MAX_JSON);
     if (h5io_exists(file, "training")) {
         hid_t training = H5Gopen2(file, "training", H5P_DEFAULT);
-        char seed[32], shuffle[8];
-        rc = h5io_read_string_attr(training, path, "train_prefix", args->train_prefix, sizeof args->train_prefix) |
-             h5io_read_string_attr(training, path, "vocab", args->vocab, sizeof args->vocab) |
-             h5io_read_string_attr(training, path, "seed", seed, sizeof seed) |
-             h5io_read_string_attr(training, path, "shuffle", shuffle, sizeof shuffle);
-        args->seed = strtoull(seed, NULL, 10);
-        args->shuffle = shuffle[0] == '1';
+        rc = h5io_read_string_attr(training, path, "settings", json, MAX_JSON);
         H5Gclose(training);
     }
     H5Fclose(file);
-    return rc < 0 ? elmo_fail("%s: not a training checkpoint (no training state)", path) : 0;
+    if (rc < 0) {
+        free(json);
+        return elmo_fail("%s: not a training checkpoint of this version (no training/settings)", path);
+    }
+    rc = settings_from_json(settings, json, path);
+    free(json);
+    return rc;
 }
 
 int checkpoint_softmax_rows(const char *path, long *rows) {

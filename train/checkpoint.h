@@ -6,7 +6,7 @@
  *   training/step, training/rng          batches done, the trainer's generator
  *   training/lstm_c_<d>_<l>, _h_<d>_<l>  the LSTM states carried to the next batch
  *   training/reader_<d>/...              the data reader of direction d
- *   attributes of /training: train_prefix, vocab, seed, shuffle (for --restart)
+ *   attribute settings of /training: the run's settings as JSON (settings.h, for --restart)
  * Written under a temporary name, fsync'ed and renamed, so a crash never leaves a
  * truncated file under a checkpoint name.
  */
@@ -16,20 +16,22 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "settings.h"
 #include "trainer.h"
 
+/* The held-out figures of the best evaluation, written as attributes of best.hdf5. */
 typedef struct {
-    char train_prefix[1024];
-    char vocab[1024];
-    uint64_t seed;
-    int shuffle;
-} TrainingArgs;
+    double perplexity, perplexity_forward, perplexity_backward;
+} CheckpointBest;
 
-int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers, const TrainingArgs *args);
+/* best: NULL for a regular checkpoint; for DIR/best.hdf5 the figures that made it best
+ * (root attributes best_step, heldout_perplexity, _forward, _backward). */
+int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers, const RunSettings *settings,
+                    const CheckpointBest *best);
 /* Restores parameters, accumulators, step, generator, carried states and readers. */
 int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers);
-/* Reads the /training attributes of a checkpoint. */
-int checkpoint_read_args(const char *path, TrainingArgs *args);
+/* Reads the run's settings stored in a checkpoint. */
+int checkpoint_read_settings(const char *path, RunSettings *settings);
 /* Rows of softmax/W in a weight file, 0 when it has none. */
 int checkpoint_softmax_rows(const char *path, long *rows);
 /* The checkpoint with the highest step in dir ("model.ckpt-<step>.hdf5"): path into out;

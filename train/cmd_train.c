@@ -1,4 +1,6 @@
-/* cmd_train.c - `elmo train`: pretrain or fine-tune the biLM (docs/design.md sections 3-7). */
+/* cmd_train.c - `elmo train`: pretrain or fine-tune the biLM (docs/design.md sections 3-7):
+ * the settings of the run (fresh, or restored by --restart and overridden), the options
+ * settled against the data, the plan printed before the first batch, then run.c's loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -9,92 +11,126 @@
 
 #include "checkpoint.h"
 #include "cli.h"
-#include "train_commands.h"
 #include "common.h"
 #include "dataset.h"
+#include "metrics.h"
+#include "plan.h"
+#include "run.h"
+#include "settings.h"
+#include "train_commands.h"
 #include "trainer.h"
 
 static const char train_help[] =
-    "usage: elmo train --options FILE --train-prefix GLOB --vocab FILE --save-dir DIR\n"
-    "                  [--init-from FILE] [--seed N] [--no-shuffle] [--threads N]\n"
-    "                  [--checkpoint-every N] [--log-every SECONDS] [--max-batches N]\n"
-    "                  [--n-epochs N] [--n-train-tokens N]\n"
-    "       elmo train --restart DIR [--threads N] [--max-batches N] ...\n\n"
-    "Trains the biLM of the options file (bilm-tf training options, e.g. configs/small.json)\n"
+    "usage: elmo train --options FILE --train-prefix GLOB --vocab FILE --save-dir DIR [options]\n"
+    "       elmo train --restart DIR [options]\n\n"
+    "Trains the biLM of the options file (bilm-tf training options such as configs/small.json,\n"
+    "or a released options.json: missing training keys take bilm-tf's train_elmo.py values)\n"
     "on the shards matching GLOB (one tokenized sentence a line, plain or .gz), for\n"
-    "n_epochs * floor(n_train_tokens / (batch_size * unroll_steps)) batches. Writes\n"
-    "DIR/options.json and checkpoints DIR/model.ckpt-<step>.hdf5 (the released weight layout\n"
-    "plus softmax and training state; the newest 2 are kept).\n\n"
+    "n_epochs * floor(n_train_tokens / (batch_size * unroll_steps)) batches. Before the first\n"
+    "batch it prints the plan: tokens (counted from the shards unless --n-train-tokens gives\n"
+    "them), batches, memory against what the machine has, disk. It writes DIR/options.json\n"
+    "(every key explicit), checkpoints DIR/model.ckpt-<step>.hdf5 (the newest 2 are kept),\n"
+    "DIR/metrics.jsonl, TensorBoard event files (tensorboard --logdir DIR) and, with held-out\n"
+    "data, DIR/best.hdf5 (the best evaluation's checkpoint) and DIR/curves.svg.\n"
+    "SIGINT/SIGTERM: the current batch is finished and checkpointed (a second one stops at once).\n\n"
+    "data and model\n"
     "  --options FILE          training options (n_characters 261; 262 is accepted)\n"
     "  --train-prefix GLOB     training shards (also --train_prefix)\n"
     "  --vocab FILE            vocabulary with <S>, </S>, <UNK> (also --vocab_file)\n"
-    "  --save-dir DIR          where checkpoints go (also --save_dir)\n"
+    "  --save-dir DIR          where everything goes (also --save_dir)\n"
     "  --init-from FILE        start from the weights of FILE (a checkpoint or a released\n"
     "                          weight file; its softmax when present and of the same size),\n"
     "                          with fresh optimiser state: fine-tuning\n"
-    "  --restart DIR           resume the newest checkpoint of DIR exactly where it stopped\n"
+    "  --restart DIR           resume the newest checkpoint of DIR exactly where it stopped, with\n"
+    "                          every setting of the run; any option below overrides its setting\n"
     "  --seed N                seed of initialisation, data order, samples, dropout (default 1)\n"
     "  --no-shuffle            shards in sorted-name order, sentences in file order\n"
+    "  --n-epochs N            override the options' n_epochs (default 10)\n"
+    "  --n-train-tokens N      override the count of the training shards' tokens\n"
+    "held-out evaluation (full softmax, both directions, from the zero state, as elmo eval)\n"
+    "  --heldout-prefix GLOB   held-out shards; without it there is no evaluation\n"
+    "  --eval-every N          batches between evaluations\n"
+    "  --eval-minutes M        minutes between evaluations (neither: at every checkpoint)\n"
+    "  --eval-tokens K         at most K tokens per direction and evaluation (default: all)\n"
+    "  --eval-batch-size N     streams of an evaluation (default 256)\n"
+    "  --patience K            stop after K evaluations without a better perplexity (default: never)\n"
+    "the run\n"
     "  --threads N             threads (default: all cores)\n"
     "  --checkpoint-every N    batches between checkpoints (default 1250)\n"
-    "  --log-every SECONDS     seconds between progress lines (default 10)\n"
+    "  --checkpoint-minutes M  minutes between checkpoints (default 30; 0: by batches only)\n"
+    "  --log-every SECONDS     seconds between progress lines and metrics (default 10)\n"
     "  --max-batches N         stop after N batches in this run (with a checkpoint)\n"
-    "  --n-epochs N            override the options' n_epochs\n"
-    "  --n-train-tokens N      override the options' n_train_tokens (what `elmo vocab` counts)\n"
-    "n_tokens_vocab is always the vocabulary's size (as bilm-tf's train_elmo.py sets it);\n"
-    "the options saved in DIR carry the values used.\n";
+    "  --ignore-memory-check   start even when the plan's memory exceeds what is available\n"
+    "Small corpora (under ~10M tokens): bilm-tf's advice is few epochs and watching held-out\n"
+    "perplexity: use --heldout-prefix with --patience and keep best.hdf5.\n";
+
+/* The options whose value is a setting of the run (kept in its checkpoints). */
+enum {
+    O_TRAIN_PREFIX = 256, O_VOCAB, O_HELDOUT, O_SEED, O_NO_SHUFFLE, O_EPOCHS, O_TOKENS, O_THREADS, O_CKPT,
+    O_CKPT_MINUTES, O_LOG, O_EVAL_EVERY, O_EVAL_MINUTES, O_EVAL_TOKENS, O_EVAL_BATCH, O_PATIENCE,
+    O_SETTINGS_END,
+    /* the command's own */
+    O_OPTIONS = O_SETTINGS_END, O_SAVE, O_INIT, O_RESTART, O_MAX, O_IGNORE_MEMORY
+};
 
 typedef struct {
     const char *options, *save_dir, *init_from, *restart;
-    TrainingArgs args;
-    int threads, checkpoint_every, max_batches;
-    long n_epochs, n_train_tokens; /* overrides, 0 = as in the options */
-    double log_every;
-    int have_prefix, have_vocab, have_seed, have_shuffle;
+    long max_batches;
+    int ignore_memory;
+    RunSettings given;               /* the settings given on the command line ... */
+    int is_given[O_SETTINGS_END];    /* ... and which */
 } TrainCommand;
 
+static void copy_text(char *dst, const char *src, const char *flag) {
+    if (strlen(src) >= sizeof ((RunSettings *)0)->train_prefix) elmo_die("%s: too long", flag);
+    snprintf(dst, sizeof ((RunSettings *)0)->train_prefix, "%s", src);
+}
+
 static void parse_args(TrainCommand *c, int argc, char **argv) {
-    enum { O_OPTIONS = 256, O_PREFIX, O_VOCAB, O_SAVE, O_INIT, O_RESTART, O_SEED, O_NO_SHUFFLE, O_THREADS, O_CKPT,
-           O_LOG, O_MAX, O_EPOCHS, O_TOKENS };
     static const struct option longopts[] = {
-        {"options", required_argument, 0, O_OPTIONS},    {"train-prefix", required_argument, 0, O_PREFIX},
-        {"train_prefix", required_argument, 0, O_PREFIX}, {"vocab", required_argument, 0, O_VOCAB},
-        {"vocab_file", required_argument, 0, O_VOCAB},    {"vocab-file", required_argument, 0, O_VOCAB},
-        {"save-dir", required_argument, 0, O_SAVE},       {"save_dir", required_argument, 0, O_SAVE},
-        {"init-from", required_argument, 0, O_INIT},      {"restart", required_argument, 0, O_RESTART},
-        {"seed", required_argument, 0, O_SEED},           {"no-shuffle", no_argument, 0, O_NO_SHUFFLE},
-        {"threads", required_argument, 0, O_THREADS},     {"checkpoint-every", required_argument, 0, O_CKPT},
-        {"log-every", required_argument, 0, O_LOG},       {"max-batches", required_argument, 0, O_MAX},
-        {"n-epochs", required_argument, 0, O_EPOCHS},     {"n-train-tokens", required_argument, 0, O_TOKENS},
-        {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+        {"options", required_argument, 0, O_OPTIONS},        {"train-prefix", required_argument, 0, O_TRAIN_PREFIX},
+        {"train_prefix", required_argument, 0, O_TRAIN_PREFIX}, {"vocab", required_argument, 0, O_VOCAB},
+        {"vocab_file", required_argument, 0, O_VOCAB},       {"vocab-file", required_argument, 0, O_VOCAB},
+        {"save-dir", required_argument, 0, O_SAVE},          {"save_dir", required_argument, 0, O_SAVE},
+        {"init-from", required_argument, 0, O_INIT},         {"restart", required_argument, 0, O_RESTART},
+        {"seed", required_argument, 0, O_SEED},              {"no-shuffle", no_argument, 0, O_NO_SHUFFLE},
+        {"threads", required_argument, 0, O_THREADS},        {"checkpoint-every", required_argument, 0, O_CKPT},
+        {"checkpoint-minutes", required_argument, 0, O_CKPT_MINUTES},
+        {"log-every", required_argument, 0, O_LOG},          {"max-batches", required_argument, 0, O_MAX},
+        {"n-epochs", required_argument, 0, O_EPOCHS},        {"n-train-tokens", required_argument, 0, O_TOKENS},
+        {"heldout-prefix", required_argument, 0, O_HELDOUT}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
+        {"eval-minutes", required_argument, 0, O_EVAL_MINUTES}, {"eval-tokens", required_argument, 0, O_EVAL_TOKENS},
+        {"eval-batch-size", required_argument, 0, O_EVAL_BATCH}, {"patience", required_argument, 0, O_PATIENCE},
+        {"ignore-memory-check", no_argument, 0, O_IGNORE_MEMORY}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
-    c->args.seed = 1;
-    c->args.shuffle = 1;
-    c->checkpoint_every = 1250;
-    c->log_every = 10;
+    RunSettings *g = &c->given;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (opt >= O_TRAIN_PREFIX && opt < O_SETTINGS_END) c->is_given[opt] = 1;
         switch (opt) {
         case O_OPTIONS: c->options = optarg; break;
-        case O_PREFIX:
-            snprintf(c->args.train_prefix, sizeof c->args.train_prefix, "%s", optarg);
-            c->have_prefix = 1;
-            break;
-        case O_VOCAB:
-            snprintf(c->args.vocab, sizeof c->args.vocab, "%s", optarg);
-            c->have_vocab = 1;
-            break;
         case O_SAVE: c->save_dir = optarg; break;
         case O_INIT: c->init_from = optarg; break;
         case O_RESTART: c->restart = optarg; break;
-        case O_SEED: c->args.seed = (uint64_t)cli_int("--seed", optarg, 0, 1L << 62); c->have_seed = 1; break;
-        case O_NO_SHUFFLE: c->args.shuffle = 0; c->have_shuffle = 1; break;
-        case O_THREADS: c->threads = (int)cli_int("--threads", optarg, 1, 1024); break;
-        case O_CKPT: c->checkpoint_every = (int)cli_int("--checkpoint-every", optarg, 1, 1 << 30); break;
-        case O_LOG: c->log_every = (double)cli_int("--log-every", optarg, 0, 1 << 20); break;
-        case O_MAX: c->max_batches = (int)cli_int("--max-batches", optarg, 1, 1 << 30); break;
-        case O_EPOCHS: c->n_epochs = cli_int("--n-epochs", optarg, 1, 1L << 30); break;
-        case O_TOKENS: c->n_train_tokens = cli_int("--n-train-tokens", optarg, 1, 1L << 50); break;
+        case O_MAX: c->max_batches = cli_int("--max-batches", optarg, 1, 1L << 40); break;
+        case O_IGNORE_MEMORY: c->ignore_memory = 1; break;
+        case O_TRAIN_PREFIX: copy_text(g->train_prefix, optarg, "--train-prefix"); break;
+        case O_VOCAB: copy_text(g->vocab, optarg, "--vocab"); break;
+        case O_HELDOUT: copy_text(g->heldout_prefix, optarg, "--heldout-prefix"); break;
+        case O_SEED: g->seed = (uint64_t)cli_int("--seed", optarg, 0, 1L << 62); break;
+        case O_NO_SHUFFLE: g->shuffle = 0; break;
+        case O_EPOCHS: g->n_epochs = cli_int("--n-epochs", optarg, 1, 1L << 30); break;
+        case O_TOKENS: g->n_train_tokens = cli_int("--n-train-tokens", optarg, 1, 1L << 50); break;
+        case O_THREADS: g->threads = (int)cli_int("--threads", optarg, 1, 1024); break;
+        case O_CKPT: g->checkpoint_every = cli_int("--checkpoint-every", optarg, 1, 1L << 40); break;
+        case O_CKPT_MINUTES: g->checkpoint_minutes = (double)cli_int("--checkpoint-minutes", optarg, 0, 1 << 20); break;
+        case O_LOG: g->log_every = (double)cli_int("--log-every", optarg, 0, 1 << 20); break;
+        case O_EVAL_EVERY: g->eval_every = cli_int("--eval-every", optarg, 1, 1L << 40); break;
+        case O_EVAL_MINUTES: g->eval_minutes = (double)cli_int("--eval-minutes", optarg, 1, 1 << 20); break;
+        case O_EVAL_TOKENS: g->eval_tokens = cli_int("--eval-tokens", optarg, 1, 1L << 50); break;
+        case O_EVAL_BATCH: g->eval_batch_size = (int)cli_int("--eval-batch-size", optarg, 1, 1 << 20); break;
+        case O_PATIENCE: g->patience = (int)cli_int("--patience", optarg, 1, 1 << 20); break;
         case 'h': fputs(train_help, stdout); exit(0);
         default: fputs(train_help, stderr); exit(ELMO_EXIT_FAILURE);
         }
@@ -108,9 +144,30 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         return;
     }
     cli_require("--options", c->options, "train");
-    cli_require("--train-prefix", c->have_prefix ? c->args.train_prefix : NULL, "train");
-    cli_require("--vocab", c->have_vocab ? c->args.vocab : NULL, "train");
+    cli_require("--train-prefix", c->is_given[O_TRAIN_PREFIX] ? g->train_prefix : NULL, "train");
+    cli_require("--vocab", c->is_given[O_VOCAB] ? g->vocab : NULL, "train");
     cli_require("--save-dir", c->save_dir, "train");
+}
+
+/* The command line's settings over s (the defaults, or the restarted run's). */
+static void apply_given(RunSettings *s, const TrainCommand *c) {
+    const RunSettings *g = &c->given;
+    const int *is = c->is_given;
+    if (is[O_TRAIN_PREFIX]) memcpy(s->train_prefix, g->train_prefix, sizeof s->train_prefix);
+    if (is[O_VOCAB]) memcpy(s->vocab, g->vocab, sizeof s->vocab);
+    if (is[O_HELDOUT]) memcpy(s->heldout_prefix, g->heldout_prefix, sizeof s->heldout_prefix);
+    if (is[O_SEED]) s->seed = g->seed;
+    if (is[O_NO_SHUFFLE]) s->shuffle = 0;
+    if (is[O_EPOCHS]) s->n_epochs = g->n_epochs;
+    if (is[O_TOKENS]) s->n_train_tokens = g->n_train_tokens;
+    if (is[O_CKPT]) s->checkpoint_every = g->checkpoint_every;
+    if (is[O_CKPT_MINUTES]) s->checkpoint_minutes = g->checkpoint_minutes;
+    if (is[O_LOG]) s->log_every = g->log_every;
+    if (is[O_EVAL_EVERY]) s->eval_every = g->eval_every;
+    if (is[O_EVAL_MINUTES]) s->eval_minutes = g->eval_minutes;
+    if (is[O_EVAL_TOKENS]) s->eval_tokens = g->eval_tokens;
+    if (is[O_EVAL_BATCH]) s->eval_batch_size = g->eval_batch_size;
+    if (is[O_PATIENCE]) s->patience = g->patience;
 }
 
 static void make_dir(const char *dir) {
@@ -119,133 +176,188 @@ static void make_dir(const char *dir) {
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) elmo_die("%s: not a directory", dir);
 }
 
-static void format_duration(char *buf, size_t size, double seconds) {
-    long s = (long)(seconds + 0.5);
-    snprintf(buf, size, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+/* n_train_tokens of a fresh run: --n-train-tokens, else the shards' count (warning when
+ * the options' figure is more than 10% off it). */
+static long settle_train_tokens(const TrainCommand *c, const ElmoOptions *opt, const char *options_path,
+                                const char *save_dir, cJSON *plan) {
+    if (c->is_given[O_TOKENS]) {
+        cJSON_AddStringToObject(plan, "train_tokens_from", "--n-train-tokens");
+        return c->given.n_train_tokens;
+    }
+    long count;
+    int cached;
+    const double t0 = elmo_now();
+    if (plan_count_tokens(c->given.train_prefix, save_dir, 0, &count, &cached) < 0) elmo_die_last();
+    fprintf(stderr, "plan: %ld training tokens in %s (%s)\n", count, c->given.train_prefix,
+            cached ? "count cached in the save directory" : "counted");
+    if (!cached) fprintf(stderr, "plan: counting took %.1f s\n", elmo_now() - t0);
+    cJSON_AddStringToObject(plan, "train_tokens_from", cached ? "cached count" : "count");
+    if (opt->n_train_tokens && fabs((double)opt->n_train_tokens - (double)count) > 0.1 * (double)count)
+        fprintf(stderr, "train: warning: %s says n_train_tokens %ld, but %s holds %ld tokens: using the count "
+                "(--n-train-tokens %ld forces the options' figure)\n",
+                options_path, opt->n_train_tokens, c->given.train_prefix, count, opt->n_train_tokens);
+    return count;
+}
+
+/* Memory and disk of the run against the machine's; refuses what cannot fit. */
+static void plan_resources(const TrainCommand *c, const ElmoOptions *opt, long V, const char *save_dir,
+                           const char *prefix, cJSON *plan) {
+    PlanMemory mem;
+    if (plan_memory(opt, V, opt->batch_size, opt->unroll_steps, prefix, &mem) < 0) elmo_die_last();
+    const double available = plan_available_memory(), free_disk = plan_free_disk(save_dir);
+    char b[8][32];
+    fprintf(stderr,
+            "plan: memory %s (parameters %s, Adagrad %s, gradients %s, activations %s, softmax %s, data %s) of %s "
+            "available\n",
+            plan_format_bytes(b[0], 32, mem.total), plan_format_bytes(b[1], 32, mem.params),
+            plan_format_bytes(b[2], 32, mem.optimizer), plan_format_bytes(b[3], 32, mem.gradients),
+            plan_format_bytes(b[4], 32, mem.activations), plan_format_bytes(b[5], 32, mem.softmax),
+            plan_format_bytes(b[6], 32, mem.data), plan_format_bytes(b[7], 32, available));
+    /* the kept checkpoints, best.hdf5, and the one being written */
+    const int files = RUN_KEPT_CHECKPOINTS + 2;
+    const double disk = files * mem.checkpoint;
+    fprintf(stderr, "plan: checkpoints %s each, up to %s on disk (%d files) of %s free in %s\n",
+            plan_format_bytes(b[0], 32, mem.checkpoint), plan_format_bytes(b[1], 32, disk), files,
+            plan_format_bytes(b[2], 32, free_disk), save_dir);
+    cJSON_AddNumberToObject(plan, "memory_bytes", mem.total);
+    cJSON_AddNumberToObject(plan, "memory_available_bytes", available);
+    cJSON_AddNumberToObject(plan, "checkpoint_bytes", mem.checkpoint);
+    cJSON_AddNumberToObject(plan, "disk_needed_bytes", disk);
+    cJSON_AddNumberToObject(plan, "disk_free_bytes", free_disk);
+    if (available > 0 && mem.total > available && !c->ignore_memory)
+        elmo_die("train: the run needs about %s of memory and the machine has %s available; lower batch_size or "
+                 "unroll_steps, use a smaller vocabulary, or pass --ignore-memory-check",
+                 plan_format_bytes(b[0], 32, mem.total), plan_format_bytes(b[1], 32, available));
+    if (free_disk >= 0 && disk > free_disk)
+        fprintf(stderr, "train: warning: %s has %s free, the checkpoints need up to %s\n", save_dir,
+                plan_format_bytes(b[0], 32, free_disk), plan_format_bytes(b[1], 32, disk));
 }
 
 int cmd_train(int argc, char **argv) {
     TrainCommand c;
     parse_args(&c, argc, argv);
-    elmo_set_threads(c.threads);
 
+    /* the settings: a fresh run's defaults, or the restarted run's; the command line over them */
+    RunSettings s;
     char options_path[4096], checkpoint[4096];
-    long restart_step = 0;
     if (c.restart) {
-        if (checkpoint_latest(c.restart, checkpoint, sizeof checkpoint, &restart_step) < 0) elmo_die_last();
-        TrainingArgs saved;
-        if (checkpoint_read_args(checkpoint, &saved) < 0) elmo_die_last();
-        if (!c.have_prefix) snprintf(c.args.train_prefix, sizeof c.args.train_prefix, "%s", saved.train_prefix);
-        if (!c.have_vocab) snprintf(c.args.vocab, sizeof c.args.vocab, "%s", saved.vocab);
-        if (!c.have_seed) c.args.seed = saved.seed;
-        if (!c.have_shuffle) c.args.shuffle = saved.shuffle;
+        if (checkpoint_latest(c.restart, checkpoint, sizeof checkpoint, NULL) < 0) elmo_die_last();
+        if (checkpoint_read_settings(checkpoint, &s) < 0) elmo_die_last();
         snprintf(options_path, sizeof options_path, "%s/options.json", c.restart);
     } else {
+        settings_defaults(&s);
         snprintf(options_path, sizeof options_path, "%s", c.options);
     }
+    const int saved_threads = s.threads;
+    apply_given(&s, &c);
+    s.threads = elmo_set_threads(c.is_given[O_THREADS] ? c.given.threads : s.threads);
+    if (c.restart && saved_threads && s.threads != saved_threads)
+        fprintf(stderr, "train: note: %d threads where the run had %d: the result is no longer bit-identical to an "
+                "uninterrupted run\n", s.threads, saved_threads);
 
     ElmoOptions opt;
     if (options_load(&opt, options_path, ELMO_FOR_TRAINING) < 0) elmo_die_last();
-    if (opt.n_characters == 262 && !c.restart)
-        elmo_note("%s: n_characters is 262 (a file for prediction); training uses the 261-row char_embed as "
-                  "bilm-tf does",
-                  options_path);
+    cJSON *plan = cJSON_CreateObject();
+    cJSON_AddStringToObject(plan, "kind", "plan");
+    if (!c.restart) {
+        if (opt.n_characters == 262)
+            elmo_note("%s: n_characters is 262 (a file for prediction); training uses the 261-row char_embed as "
+                      "bilm-tf does", options_path);
+        char assumed[1024];
+        if (options_assumed_training_keys(&opt, assumed, sizeof assumed) > 0) {
+            elmo_note("%s: training keys absent, bilm-tf's train_elmo.py values assumed: %s", options_path, assumed);
+            cJSON_AddStringToObject(plan, "assumed", assumed);
+        }
+    }
     Vocab vocab;
-    if (vocab_load(&vocab, c.args.vocab, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK) < 0) elmo_die_last();
-    if (opt.n_tokens_vocab && opt.n_tokens_vocab != vocab.size)
-        elmo_note("%s: n_tokens_vocab %ld replaced by the size of %s (%d)", options_path, opt.n_tokens_vocab,
-                  c.args.vocab, vocab.size);
+    if (vocab_load(&vocab, s.vocab, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK) < 0) elmo_die_last();
+    if (opt.n_tokens_vocab && opt.n_tokens_vocab != vocab.size && !c.restart)
+        elmo_note("%s: n_tokens_vocab %ld replaced by the size of %s (%d)", options_path, opt.n_tokens_vocab, s.vocab,
+                  vocab.size);
+    if (opt.sample_softmax && opt.n_negative_samples > vocab.size) {
+        const cJSON *given = cJSON_GetObjectItemCaseSensitive(opt.json, "n_negative_samples_batch");
+        if (given)
+            elmo_die("%s: key 'n_negative_samples_batch' (%d) exceeds the vocabulary size (%d)", options_path,
+                     opt.n_negative_samples, vocab.size);
+        /* the assumed 8192 candidates cannot be drawn from a smaller vocabulary: its full
+         * softmax is the exact loss they approximate */
+        elmo_note("%s: the vocabulary (%d) is smaller than the assumed n_negative_samples_batch (%d): full softmax",
+                  options_path, vocab.size, opt.n_negative_samples);
+        if (options_set_bool(&opt, "sample_softmax", 0, options_path, ELMO_FOR_TRAINING) < 0) elmo_die_last();
+    }
+    if (!c.restart) {
+        make_dir(c.save_dir);
+        char existing[4096];
+        if (checkpoint_latest(c.save_dir, existing, sizeof existing, NULL) == 0)
+            elmo_die("%s: already holds checkpoints (%s); continue them with --restart %s, or choose another "
+                     "--save-dir", c.save_dir, existing, c.save_dir);
+        s.n_epochs = c.is_given[O_EPOCHS] ? c.given.n_epochs : opt.n_epochs;
+        s.n_train_tokens = settle_train_tokens(&c, &opt, options_path, c.save_dir, plan);
+    }
     if (options_set_integer(&opt, "n_tokens_vocab", vocab.size, options_path, ELMO_FOR_TRAINING) < 0 ||
-        (c.n_epochs && options_set_integer(&opt, "n_epochs", c.n_epochs, options_path, ELMO_FOR_TRAINING) < 0) ||
-        (c.n_train_tokens &&
-         options_set_integer(&opt, "n_train_tokens", c.n_train_tokens, options_path, ELMO_FOR_TRAINING) < 0))
+        options_set_integer(&opt, "n_epochs", s.n_epochs, options_path, ELMO_FOR_TRAINING) < 0 ||
+        options_set_integer(&opt, "n_train_tokens", s.n_train_tokens, options_path, ELMO_FOR_TRAINING) < 0)
         elmo_die_last();
-    if (opt.sample_softmax && opt.n_negative_samples > vocab.size)
-        elmo_die("%s: key 'n_negative_samples_batch' (%d) exceeds the vocabulary size (%d)", options_path,
-                 opt.n_negative_samples, vocab.size);
+    options_make_training_keys_explicit(&opt);
     const int B = opt.batch_size, T = opt.unroll_steps;
-    const long n_batches = (long)opt.n_epochs * (opt.n_train_tokens / ((long)B * T));
+    const long per_epoch = s.n_train_tokens / ((long)B * T), n_batches = s.n_epochs * per_epoch;
     if (n_batches < 1)
-        elmo_die("%s: n_epochs * floor(n_train_tokens / (batch_size * unroll_steps)) is 0: nothing to train",
-                 options_path);
-
-    make_dir(c.save_dir);
-    char existing[4096];
-    if (!c.restart && checkpoint_latest(c.save_dir, existing, sizeof existing, NULL) == 0)
-        elmo_die("%s: already holds checkpoints (%s); continue them with --restart %s, or choose another --save-dir",
-                 c.save_dir, existing, c.save_dir);
+        elmo_die("%s: n_epochs * floor(n_train_tokens / (batch_size * unroll_steps)) = %ld * floor(%ld / %ld) is 0: "
+                 "nothing to train (a corpus this small needs a smaller batch_size or unroll_steps)",
+                 options_path, s.n_epochs, s.n_train_tokens, (long)B * T);
+    fprintf(stderr, "plan: %ld batches per epoch of %d x %d tokens, %ld epochs: %ld batches\n", per_epoch, B, T,
+            s.n_epochs, n_batches);
+    cJSON_AddNumberToObject(plan, "train_tokens", (double)s.n_train_tokens);
+    cJSON_AddNumberToObject(plan, "batches_per_epoch", (double)per_epoch);
+    cJSON_AddNumberToObject(plan, "n_epochs", (double)s.n_epochs);
+    cJSON_AddNumberToObject(plan, "batches", (double)n_batches);
+    plan_resources(&c, &opt, vocab.size, c.save_dir, s.train_prefix, plan);
+    if (s.heldout_prefix[0])
+        fprintf(stderr, "plan: held-out evaluation on %s %s, %s per direction%s\n", s.heldout_prefix,
+                s.eval_every ? "every --eval-every batches" : s.eval_minutes > 0 ? "every --eval-minutes" : "at every checkpoint",
+                s.eval_tokens ? "capped" : "all tokens", s.patience ? ", stopping after --patience without improvement" : "");
+    /* the save directory's options state every key, with the length as settled */
     char saved_options[4096];
     snprintf(saved_options, sizeof saved_options, "%s/options.json", c.save_dir);
-    if (!c.restart && options_save(&opt, saved_options, 0) < 0) elmo_die_last();
+    if (options_save(&opt, saved_options, 0) < 0) elmo_die_last();
 
     BilmModel model;
     model_init_layout(&model, &opt, vocab.size);
-    model_init_random(&model, c.args.seed);
+    model_init_random(&model, s.seed);
     if (c.init_from) {
         int softmax_loaded;
         if (model_load_init(&model, c.init_from, &softmax_loaded) < 0) elmo_die_last();
         elmo_note("%s: weights loaded%s", c.init_from,
                   softmax_loaded ? " (softmax included)" : "; softmax freshly initialised (none of this size in the file)");
     }
-    LmReader *readers[2] = {NULL, NULL};
+    TrainRun run = {.save_dir = c.save_dir, .settings = &s, .opt = &opt, .vocab = &vocab,
+                    .n_batches = n_batches, .batches_per_epoch = per_epoch, .max_batches = c.max_batches};
     const int n_dirs = opt.bidirectional ? 2 : 1;
     for (int d = 0; d < n_dirs; d++)
-        if (lm_reader_open(&readers[d], c.args.train_prefix, &vocab, opt.max_chars, d, LM_TRAIN, c.args.shuffle,
-                           c.args.seed * 1000003u + 17u + (uint64_t)d) < 0)
+        if (lm_reader_open(&run.readers[d], s.train_prefix, &vocab, opt.max_chars, d, LM_TRAIN, s.shuffle,
+                           s.seed * 1000003u + 17u + (uint64_t)d) < 0)
             elmo_die_last();
     Trainer trainer;
-    trainer_init(&trainer, &model, B, T, TRAINER_TRAIN, c.args.seed * 7919u + 3u);
+    trainer_init(&trainer, &model, B, T, TRAINER_TRAIN, s.seed * 7919u + 3u);
+    run.trainer = &trainer;
     if (c.restart) {
-        if (checkpoint_load(checkpoint, &trainer, readers) < 0) elmo_die_last();
+        if (checkpoint_load(checkpoint, &trainer, run.readers) < 0) elmo_die_last();
         fprintf(stderr, "train: resuming %s at batch %ld of %ld\n", checkpoint, trainer.step, n_batches);
     }
-
-    LmBatch batches[2];
-    const LmBatch *batch_ptrs[2] = {&batches[0], &batches[1]};
-    for (int d = 0; d < n_dirs; d++) lm_batch_init(&batches[d], B, T, opt.max_chars);
+    if (metrics_open(&run.metrics, c.save_dir, trainer.step) < 0) elmo_die_last();
+    cJSON_AddNumberToObject(plan, "step", (double)trainer.step);
+    if (metrics_record_json(run.metrics, plan) < 0) elmo_die_last();
+    cJSON_Delete(plan);
     fprintf(stderr, "train: %ld batches of %d x %d tokens, %d shards, vocabulary %d, %s softmax\n", n_batches, B, T,
-            lm_reader_n_shards(readers[0]), vocab.size, opt.sample_softmax ? "sampled" : "full");
-    const double start = elmo_now();
-    double last_log = start, loss_sum = 0;
-    long loss_count = 0, run_batches = 0;
-    const long first_step = trainer.step;
-    while (trainer.step < n_batches && (!c.max_batches || run_batches < c.max_batches)) {
-        for (int d = 0; d < n_dirs; d++)
-            if (lm_reader_next(readers[d], &batches[d]) <= 0) elmo_die_last();
-        const double loss = trainer_step(&trainer, batch_ptrs);
-        if (!isfinite(loss)) elmo_die("train: the loss is %g at batch %ld; lower learning_rate?", loss, trainer.step);
-        run_batches++;
-        loss_sum += loss;
-        loss_count++;
-        const double now = elmo_now();
-        const int last = trainer.step == n_batches || run_batches == c.max_batches;
-        if (now - last_log >= c.log_every || last || run_batches == 1) {
-            const double per_batch = (now - start) / (double)(trainer.step - first_step);
-            char elapsed[32], eta[32];
-            format_duration(elapsed, sizeof elapsed, now - start);
-            format_duration(eta, sizeof eta, per_batch * (double)(n_batches - trainer.step));
-            fprintf(stderr, "batch %ld/%ld  loss %.4f  perplexity %.2f  %.0f tokens/s  elapsed %s  ETA %s\n",
-                    trainer.step, n_batches, loss_sum / loss_count, exp(loss_sum / loss_count),
-                    (double)B * T / per_batch, elapsed, eta);
-            last_log = now;
-            loss_sum = 0;
-            loss_count = 0;
-        }
-        if (trainer.step % c.checkpoint_every == 0 || last) {
-            snprintf(checkpoint, sizeof checkpoint, "%s/model.ckpt-%ld.hdf5", c.save_dir, trainer.step);
-            if (checkpoint_save(checkpoint, &trainer, readers, &c.args) < 0) elmo_die_last();
-            checkpoint_prune(c.save_dir, 2);
-        }
-    }
-    fprintf(stderr, "train: stopped at batch %ld of %ld; newest checkpoint %s/model.ckpt-%ld.hdf5\n", trainer.step,
-            n_batches, c.save_dir, trainer.step);
-    for (int d = 0; d < n_dirs; d++) {
-        lm_batch_free(&batches[d]);
-        lm_reader_close(readers[d]);
-    }
+            lm_reader_n_shards(run.readers[0]), vocab.size, opt.sample_softmax ? "sampled" : "full");
+
+    const int code = train_run(&run);
+
+    metrics_close(run.metrics);
+    for (int d = 0; d < n_dirs; d++) lm_reader_close(run.readers[d]);
     trainer_free(&trainer);
     model_free(&model);
     vocab_free(&vocab);
     options_free(&opt);
-    return 0;
+    return code;
 }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,7 +366,7 @@ double trainer_apply(Trainer *t) {
 double trainer_step(Trainer *t, const LmBatch *const *batches) {
     trainer_draw(t);
     double loss = trainer_forward_backward(t, batches, 1);
-    trainer_apply(t);
+    t->grad_norm = trainer_apply(t);
     trainer_carry_states(t);
     return loss;
 }
@@ -374,4 +375,52 @@ double trainer_eval_batch(Trainer *t, const LmBatch *const *batches) {
     double loss = trainer_forward_backward(t, batches, 0);
     trainer_carry_states(t);
     return loss;
+}
+
+/* Index of the first non-finite value of x (n floats), or -1. */
+static long first_nonfinite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
+}
+
+int trainer_find_nonfinite(const Trainer *t, char *buf, size_t size) {
+    const BilmModel *m = t->model;
+    long at;
+    for (int i = 0; i < m->n_entries; i++) {
+        const ParamEntry *e = &m->entries[i];
+        if ((at = first_nonfinite(m->data + e->offset, e->size)) >= 0) {
+            snprintf(buf, size, "parameter %s (value %ld: %g)", e->name, at, m->data[e->offset + at]);
+            return 1;
+        }
+    }
+    /* the forward pass in order: token embeddings, each layer, the top output */
+    const size_t BTP = (size_t)t->B * t->T * t->opt->proj_dim;
+    if ((at = first_nonfinite(t->emb, (size_t)t->n_dirs * BTP)) >= 0) {
+        snprintf(buf, size, "activation token embeddings (value %ld)", at);
+        return 1;
+    }
+    for (int d = 0; d < t->n_dirs; d++)
+        for (int l = 0; l < t->L; l++)
+            if ((at = first_nonfinite(t->layer_out[d][l], BTP)) >= 0) {
+                snprintf(buf, size, "activation LSTM layer %d, direction %d (value %ld)", l, d, at);
+                return 1;
+            }
+    if (t->mode != TRAINER_TRAIN) return 0;
+    for (int i = 0; i < m->n_entries; i++) {
+        const ParamEntry *e = &m->entries[i];
+        if (e->row_sparse) continue;
+        if ((at = first_nonfinite(t->grad + e->offset, e->size)) >= 0) {
+            snprintf(buf, size, "gradient of %s (value %ld: %g)", e->name, at, t->grad[e->offset + at]);
+            return 1;
+        }
+    }
+    const SparseGrad *sparse[2] = {&t->grad_softmax_W, &t->grad_softmax_b};
+    const char *names[2] = {"softmax/W", "softmax/b"};
+    for (int k = 0; k < 2; k++)
+        if ((at = first_nonfinite(sparse[k]->grad, (size_t)sparse[k]->n * sparse[k]->width)) >= 0) {
+            snprintf(buf, size, "gradient of %s (row %d)", names[k], sparse[k]->rows[at / sparse[k]->width]);
+            return 1;
+        }
+    return 0;
 }

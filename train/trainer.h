@@ -11,6 +11,7 @@
 #ifndef ELMO_TRAINER_H
 #define ELMO_TRAINER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arena.h"
@@ -66,6 +67,7 @@ typedef struct {
     CharCnnWork cnn;
     SoftmaxWork softmax_work;
     double loss[2];              /* per direction, last forward */
+    double grad_norm;            /* global norm before clipping, last trainer_step */
     long step;                   /* updates done */
     Arena arena;                 /* every buffer above but the softmax's own (see carve in trainer.c) */
     /* seconds per phase, for `elmo bench` */
@@ -111,6 +113,10 @@ void trainer_carry_states(Trainer *t);
 double trainer_apply(Trainer *t);
 /* draw + forward_backward + apply + carry; returns the total loss. */
 double trainer_step(Trainer *t, const LmBatch *const *batches);
+/* When a parameter, an activation of the last forward or a gradient is not finite:
+ * describes the first (in that order, table order within each) into buf and returns 1;
+ * else 0. */
+int trainer_find_nonfinite(const Trainer *t, char *buf, size_t size);
 /* Evaluation: forward (full softmax, no dropout) + carry; returns the total loss. */
 double trainer_eval_batch(Trainer *t, const LmBatch *const *batches);
 

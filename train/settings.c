@@ -1,0 +1,103 @@
+/* settings.c - see settings.h. */
+#include "settings.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+void settings_defaults(RunSettings *s) {
+    memset(s, 0, sizeof *s);
+    s->seed = 1;
+    s->shuffle = 1;
+    s->checkpoint_every = 1250;
+    s->checkpoint_minutes = 30;
+    s->log_every = 10;
+    s->eval_batch_size = 256;
+}
+
+/* The fields, by kind, with their JSON keys. */
+typedef enum { F_TEXT, F_LONG, F_INT, F_DOUBLE, F_U64 } FieldKind;
+static const struct {
+    const char *key;
+    FieldKind kind;
+    size_t offset;
+} FIELDS[] = {
+    {"train_prefix", F_TEXT, offsetof(RunSettings, train_prefix)},
+    {"vocab", F_TEXT, offsetof(RunSettings, vocab)},
+    {"heldout_prefix", F_TEXT, offsetof(RunSettings, heldout_prefix)},
+    {"seed", F_U64, offsetof(RunSettings, seed)},
+    {"shuffle", F_INT, offsetof(RunSettings, shuffle)},
+    {"n_epochs", F_LONG, offsetof(RunSettings, n_epochs)},
+    {"n_train_tokens", F_LONG, offsetof(RunSettings, n_train_tokens)},
+    {"threads", F_INT, offsetof(RunSettings, threads)},
+    {"checkpoint_every", F_LONG, offsetof(RunSettings, checkpoint_every)},
+    {"checkpoint_minutes", F_DOUBLE, offsetof(RunSettings, checkpoint_minutes)},
+    {"log_every", F_DOUBLE, offsetof(RunSettings, log_every)},
+    {"eval_every", F_LONG, offsetof(RunSettings, eval_every)},
+    {"eval_minutes", F_DOUBLE, offsetof(RunSettings, eval_minutes)},
+    {"eval_tokens", F_LONG, offsetof(RunSettings, eval_tokens)},
+    {"eval_batch_size", F_INT, offsetof(RunSettings, eval_batch_size)},
+    {"patience", F_INT, offsetof(RunSettings, patience)},
+    {"best_perplexity", F_DOUBLE, offsetof(RunSettings, best_perplexity)},
+    {"best_step", F_LONG, offsetof(RunSettings, best_step)},
+    {"evals_since_best", F_INT, offsetof(RunSettings, evals_since_best)},
+};
+#define N_FIELDS (sizeof FIELDS / sizeof *FIELDS)
+
+char *settings_to_json(const RunSettings *s) {
+    cJSON *root = cJSON_CreateObject();
+    char number[32];
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const char *at = (const char *)s + FIELDS[i].offset;
+        switch (FIELDS[i].kind) {
+        case F_TEXT: cJSON_AddStringToObject(root, FIELDS[i].key, at); break;
+        case F_LONG: cJSON_AddNumberToObject(root, FIELDS[i].key, (double)*(const long *)at); break;
+        case F_INT: cJSON_AddNumberToObject(root, FIELDS[i].key, *(const int *)at); break;
+        case F_DOUBLE: cJSON_AddNumberToObject(root, FIELDS[i].key, *(const double *)at); break;
+        case F_U64: /* as text: a double cannot hold every 64-bit seed */
+            snprintf(number, sizeof number, "%llu", (unsigned long long)*(const uint64_t *)at);
+            cJSON_AddStringToObject(root, FIELDS[i].key, number);
+            break;
+        }
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    CHECK(text, "cJSON_PrintUnformatted failed");
+    return text;
+}
+
+int settings_from_json(RunSettings *s, const char *text, const char *where) {
+    settings_defaults(s);
+    cJSON *root = cJSON_Parse(text);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return elmo_fail("%s: the run's settings are not a JSON object", where);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < N_FIELDS && rc == 0; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, FIELDS[i].key);
+        char *at = (char *)s + FIELDS[i].offset;
+        const int is_text = FIELDS[i].kind == F_TEXT || FIELDS[i].kind == F_U64;
+        if (!v || (is_text ? !cJSON_IsString(v) : !cJSON_IsNumber(v))) {
+            rc = elmo_fail("%s: the run's settings lack '%s' (or it has the wrong type)", where, FIELDS[i].key);
+            break;
+        }
+        switch (FIELDS[i].kind) {
+        case F_TEXT:
+            if (strlen(v->valuestring) >= sizeof s->train_prefix)
+                rc = elmo_fail("%s: setting '%s' is too long", where, FIELDS[i].key);
+            else snprintf(at, sizeof s->train_prefix, "%s", v->valuestring);
+            break;
+        case F_LONG: *(long *)at = (long)v->valuedouble; break;
+        case F_INT: *(int *)at = (int)v->valuedouble; break;
+        case F_DOUBLE: *(double *)at = v->valuedouble; break;
+        case F_U64: *(uint64_t *)at = strtoull(v->valuestring, NULL, 10); break;
+        }
+    }
+    cJSON_Delete(root);
+    return rc;
+}
