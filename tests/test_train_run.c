@@ -395,6 +395,35 @@ static void test_sigterm_checkpoints_and_resumes(void **state) {
     assert_int_equal(run(args, err, sizeof err), 0);
 }
 
+/* --restart restores every setting of the run, an --n-epochs extension of an earlier
+ * restart included; another thread count is said aloud. */
+static void test_restart_keeps_settings(void **state) {
+    char save[512], args[4096], err[16384];
+    tmp_path(save, sizeof save, "settings_run");
+    snprintf(args, sizeof args,
+             "train --options '%s' --train-prefix '%s' --vocab '%s' --save-dir '%s' --log-every 0 --threads 1 "
+             "--n-train-tokens 600 --checkpoint-every 4",
+             options_file("settings.json", 0.2, 1, ""), train_glob, vocab_path, save);
+    assert_int_equal(run(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "stopped at batch 10 of 10"));
+    snprintf(args, sizeof args, "train --restart '%s' --n-epochs 2 --max-batches 3", save);
+    assert_int_equal(run(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "stopped at batch 13 of 20"));
+    assert_null(strstr(err, "bit-identical")); /* the run's 1 thread, restored */
+    snprintf(args, sizeof args, "train --restart '%s'", save); /* the extension is remembered */
+    assert_int_equal(run(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "stopped at batch 20 of 20"));
+    char ckpt[600];
+    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt-16.hdf5", save); /* every 4 batches, restored */
+    assert_true(file_exists(ckpt));
+    cJSON *o = saved_options(save);
+    assert_int_equal((long)json_number(o, "n_epochs"), 2);
+    cJSON_Delete(o);
+    snprintf(args, sizeof args, "train --restart '%s' --threads 2", save);
+    assert_int_equal(run(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "2 threads where the run had 1: the result is no longer bit-identical"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_released_options_train),
@@ -403,6 +432,7 @@ int main(void) {
         cmocka_unit_test(test_memory_refused),
         cmocka_unit_test(test_nonfinite_stops),
         cmocka_unit_test(test_sigterm_checkpoints_and_resumes),
+        cmocka_unit_test(test_restart_keeps_settings),
     };
     return cmocka_run_group_tests_name("train_run", tests, setup, NULL);
 }
