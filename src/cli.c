@@ -21,7 +21,7 @@ void cli_require(const char *flag, const char *value, const char *command) {
 
 void cli_load_prediction_model(PredictionModel *pm, const char *options_path, const char *weights_path,
                                const char *vocab_path) {
-    if (options_load(&pm->opt, options_path, ELMO_FOR_PREDICTION) < 0) elmo_die_last();
+    if (options_load(&pm->opt, options_path) < 0) elmo_die_last();
     if (pm->opt.n_characters == 261)
         elmo_note("%s: n_characters is 261 (a training file); predicting with 262 (padding row 0 + the "
                   "261 rows of char_embed), as every released model does",

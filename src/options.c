@@ -123,7 +123,7 @@ static int parse_filters(ElmoOptions *o, const cJSON *root, const char *name) {
     return 0;
 }
 
-static int validate(ElmoOptions *o, const char *name, ElmoPurpose purpose) {
+static int validate(ElmoOptions *o, const char *name) {
     const cJSON *r = o->json;
     long v;
     if (!cJSON_IsObject(r)) return elmo_fail("%s: not a JSON object", name);
@@ -182,7 +182,7 @@ static int validate(ElmoOptions *o, const char *name, ElmoPurpose purpose) {
     return 0;
 }
 
-int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpose purpose) {
+int options_parse(ElmoOptions *o, const char *text, const char *name) {
     memset(o, 0, sizeof *o);
     o->json = cJSON_Parse(text);
     if (!o->json) {
@@ -190,16 +190,16 @@ int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpos
         size_t offset = at && at >= text ? (size_t)(at - text) : 0;
         return elmo_fail("%s: invalid JSON near byte %zu", name, offset);
     }
-    if (validate(o, name, purpose) < 0) {
+    if (validate(o, name) < 0) {
         options_free(o);
         return -1;
     }
     return 0;
 }
 
-int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name, ElmoPurpose purpose) {
+int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name) {
     set_key(o->json, key, cJSON_CreateNumber((double)value));
-    return validate(o, name, purpose);
+    return validate(o, name);
 }
 
 /* The training keys with the values bilm-tf's train_elmo.py gives them, in the order they
@@ -254,15 +254,15 @@ void options_make_training_keys_explicit(ElmoOptions *o) {
     }
 }
 
-int options_set_bool(ElmoOptions *o, const char *key, int value, const char *name, ElmoPurpose purpose) {
+int options_set_bool(ElmoOptions *o, const char *key, int value, const char *name) {
     set_key(o->json, key, cJSON_CreateBool(value));
-    return validate(o, name, purpose);
+    return validate(o, name);
 }
 
-int options_load(ElmoOptions *o, const char *path, ElmoPurpose purpose) {
+int options_load(ElmoOptions *o, const char *path) {
     char *text = NULL;
     if (file_read_all(path, 1 << 24, &text, NULL) < 0) return -1;
-    int rc = options_parse(o, text, path, purpose);
+    int rc = options_parse(o, text, path);
     free(text);
     return rc;
 }

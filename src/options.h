@@ -19,10 +19,6 @@
 
 typedef enum { ELMO_ACT_RELU, ELMO_ACT_TANH } ElmoActivation;
 
-/* What the options are for: prediction needs only the model keys; training also the
- * length of training (n_epochs, n_train_tokens). */
-typedef enum { ELMO_FOR_PREDICTION, ELMO_FOR_TRAINING } ElmoPurpose;
-
 typedef struct {
     /* char_cnn */
     int char_dim;                          /* De */
@@ -63,13 +59,13 @@ static inline int options_state_dim(const ElmoOptions *o) {
 }
 
 /* Reads and validates path. On error: -1 with a message naming the file and the key. */
-int options_load(ElmoOptions *o, const char *path, ElmoPurpose purpose);
+int options_load(ElmoOptions *o, const char *path);
 /* Parses and validates a JSON text; `name` is used in messages. */
-int options_parse(ElmoOptions *o, const char *text, const char *name, ElmoPurpose purpose);
+int options_parse(ElmoOptions *o, const char *text, const char *name);
 /* Sets a top-level integer key (e.g. "n_epochs") in the document and validates again. */
-int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name, ElmoPurpose purpose);
+int options_set_integer(ElmoOptions *o, const char *key, long value, const char *name);
 /* Sets a top-level boolean key and validates again. */
-int options_set_bool(ElmoOptions *o, const char *key, int value, const char *name, ElmoPurpose purpose);
+int options_set_bool(ElmoOptions *o, const char *key, int value, const char *name);
 /* The training keys absent from the file, with the value each took (bilm-tf's
  * train_elmo.py defaults), as "batch_size 128, unroll_steps 20, ..." into buf; returns
  * how many. (n_train_tokens and n_tokens_vocab are the training command's to settle.) */

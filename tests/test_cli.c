@@ -30,7 +30,7 @@ static char opts[512], weights[512], vocab[512], input[512], output[512];
 static int setup(void **state) {
     write_text_file(tmp_path(opts, sizeof opts, "options.json"), options_text);
     ElmoOptions o;
-    CHECK(options_parse(&o, options_text, "test", ELMO_FOR_PREDICTION) == 0, "%s", elmo_error());
+    CHECK(options_parse(&o, options_text, "test") == 0, "%s", elmo_error());
     BilmModel m;
     model_init_layout(&m, &o, 0);
     model_init_random(&m, 3);
@@ -103,7 +103,7 @@ static void test_weights_from_other_config(void **state) {
     memcpy(strstr(text, "\"dim\": 16"), "\"dim\": 32", 9);
     write_text_file(tmp_path(other_opts, sizeof other_opts, "other.json"), text);
     ElmoOptions o;
-    assert_int_equal(options_parse(&o, text, "other", ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_parse(&o, text, "other"), 0);
     BilmModel m;
     model_init_layout(&m, &o, 0);
     assert_int_equal(model_save(&m, tmp_path(other_weights, sizeof other_weights, "other.hdf5"), 0), 0);

@@ -89,7 +89,7 @@ static const float *expected_top(int list, int i, size_t *n_out, float **owned) 
 /* Embeds the 30 sentences with the library, batch i = sentence i of each list. */
 static void check_library(const char *options_path, const Fixture *fx) {
     ElmoOptions opt;
-    assert_int_equal(options_load(&opt, options_path, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_load(&opt, options_path), 0);
     BilmModel model;
     model_init_layout(&model, &opt, 0);
     assert_int_equal(model_load(&model, fx->weights), 0);
@@ -145,13 +145,13 @@ static void test_n_characters_261_accepted(void **state) {
     Fixture fx;
     if (!load_fixture(&fx)) skip();
     ElmoOptions opt;
-    assert_int_equal(options_load(&opt, fx.options, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_load(&opt, fx.options), 0);
     assert_int_equal(opt.n_characters, 262);
     char path[512];
     tmp_path(path, sizeof path, "options261.json");
     assert_int_equal(options_save(&opt, path, 261), 0);
     options_free(&opt);
-    assert_int_equal(options_load(&opt, path, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_load(&opt, path), 0);
     assert_int_equal(opt.n_characters, 261);
     options_free(&opt);
     check_library(path, &fx);
@@ -202,7 +202,7 @@ static void test_float64_agreement_at_batch_1_and_3(void **state) {
     Fixture fx;
     if (!load_fixture(&fx)) skip();
     ElmoOptions opt;
-    assert_int_equal(options_load(&opt, fx.options, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_load(&opt, fx.options), 0);
     BilmModel model;
     model_init_layout(&model, &opt, 0);
     assert_int_equal(model_load(&model, fx.weights), 0);

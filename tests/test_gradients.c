@@ -45,7 +45,7 @@ static void parse_options(ElmoOptions *o, const char *act, int H, int P, const c
              " \"max_characters_per_token\": 7, \"n_characters\": 261, \"activation\": \"%s\", \"n_highway\": 1},"
              " \"lstm\": {\"dim\": %d, \"projection_dim\": %d, \"n_layers\": 2 %s}}",
              act, H, P, lstm_extra);
-    assert_int_equal(options_parse(o, text, "test", ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_parse(o, text, "test"), 0);
 }
 
 /* ---------------------------------------------------------------- char-CNN */

@@ -94,7 +94,7 @@ typedef struct {
 } Loaded;
 
 static void load(Loaded *m, const char *weights) {
-    assert_int_equal(options_load(&m->opt, options_path, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_load(&m->opt, options_path), 0);
     assert_int_equal(vocab_load(&m->vocab, vocab_path, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK), 0);
     model_init_layout(&m->model, &m->opt, m->vocab.size);
     assert_int_equal(model_load(&m->model, weights), 0);

@@ -32,7 +32,7 @@ static void make_options(ElmoOptions *o, const char *filters, int De, int C, con
              " \"n_characters\": 261, \"activation\": \"%s\", \"n_highway\": 1},"
              " \"lstm\": {\"dim\": %d, \"projection_dim\": %d, \"n_layers\": 2 %s}}",
              De, filters, C, act, H, P, extra_lstm);
-    assert_int_equal(options_parse(o, text, "test options", ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_parse(o, text, "test options"), 0);
 }
 
 /* One filter of width 2 over De = 1 characters, worked out by hand:

@@ -55,7 +55,7 @@ static void test_layout_is_the_released_file(void **state) {
         return;
     }
     ElmoOptions o;
-    assert_int_equal(options_load(&o, options_path, ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_load(&o, options_path), 0);
     BilmModel m;
     model_init_layout(&m, &o, 0);
     hid_t file = H5Fopen(weights_path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -77,7 +77,7 @@ static int parse(ElmoOptions *o, int H, int P, int n_highway) {
              " \"max_characters_per_token\": 7, \"n_characters\": 261, \"activation\": \"relu\"},"
              " \"lstm\": {\"dim\": %d, \"projection_dim\": %d, \"n_layers\": 2}}",
              n_highway, H, P);
-    return options_parse(o, text, "opts", ELMO_FOR_PREDICTION);
+    return options_parse(o, text, "opts");
 }
 
 /* Following lstm.projection_dim: W_P_0 (H, P) with its TensorFlow name, only when P < H;

@@ -254,7 +254,7 @@ static const char small_options[] =
 static void parse(ElmoOptions *o, const char *training) {
     char text[2048];
     snprintf(text, sizeof text, small_options, training);
-    assert_int_equal(options_parse(o, text, "plan options", ELMO_FOR_TRAINING), 0);
+    assert_int_equal(options_parse(o, text, "plan options"), 0);
 }
 
 static void check_parts(const PlanMemory *m) {

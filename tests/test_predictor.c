@@ -41,7 +41,7 @@ typedef struct {
 
 static int setup(void **state) {
     Fixture *f = calloc(1, sizeof *f);
-    assert_int_equal(options_parse(&f->opt, options_text, "test", ELMO_FOR_PREDICTION), 0);
+    assert_int_equal(options_parse(&f->opt, options_text, "test"), 0);
     model_init_layout(&f->model, &f->opt, 0);
     model_init_random(&f->model, 11);
     *state = f;

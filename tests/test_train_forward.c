@@ -85,7 +85,7 @@ static void check_case(const Case *k) {
              " \"n_train_tokens\": 100, \"n_negative_samples_batch\": 6, %s}",
              k->char_cnn, k->lstm, k->training);
     ElmoOptions o;
-    assert_int_equal(options_parse(&o, text, k->label, ELMO_FOR_TRAINING), 0);
+    assert_int_equal(options_parse(&o, text, k->label), 0);
     const int V = 23;
     BilmModel m;
     model_init_layout(&m, &o, V);

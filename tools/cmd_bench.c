@@ -258,7 +258,7 @@ int cmd_bench(int argc, char **argv) {
         elmo_die("bench: --mode must be train or predict, not '%s'", a.mode);
     a.threads = elmo_set_threads(a.threads);
     ElmoOptions opt;
-    if (options_load(&opt, a.options_path, ELMO_FOR_PREDICTION) < 0) elmo_die_last();
+    if (options_load(&opt, a.options_path) < 0) elmo_die_last();
     const double sgemm = measure_sgemm_gflops();
     baseline_rss = (double)elmo_current_rss();
     if (strcmp(a.mode, "train") == 0) bench_train(&a, &opt, sgemm);

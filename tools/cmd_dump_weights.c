@@ -95,7 +95,7 @@ int cmd_dump_weights(int argc, char **argv) {
     free(out_copy);
     snprintf(out_options, sizeof out_options, "%s/options.json", out_dir);
     ElmoOptions opt;
-    if (options_load(&opt, options_path, ELMO_FOR_PREDICTION) < 0) elmo_die_last();
+    if (options_load(&opt, options_path) < 0) elmo_die_last();
     long rows;
     if (checkpoint_softmax_rows(checkpoint, &rows) < 0) elmo_die_last();
     BilmModel model;

@@ -87,7 +87,7 @@ int cmd_eval(int argc, char **argv) {
     }
     cli_require("--options", options_path, "eval");
     ElmoOptions opt;
-    if (options_load(&opt, options_path, ELMO_FOR_PREDICTION) < 0) elmo_die_last();
+    if (options_load(&opt, options_path) < 0) elmo_die_last();
     Vocab vocab;
     if (vocab_load(&vocab, vocab_path, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK) < 0) elmo_die_last();
     long rows;

@@ -256,7 +256,7 @@ int cmd_train(int argc, char **argv) {
                 "uninterrupted run\n", s.threads, saved_threads);
 
     ElmoOptions opt;
-    if (options_load(&opt, options_path, ELMO_FOR_TRAINING) < 0) elmo_die_last();
+    if (options_load(&opt, options_path) < 0) elmo_die_last();
     cJSON *plan = cJSON_CreateObject();
     cJSON_AddStringToObject(plan, "kind", "plan");
     if (!c.restart) {
@@ -283,7 +283,7 @@ int cmd_train(int argc, char **argv) {
          * softmax is the exact loss they approximate */
         elmo_note("%s: the vocabulary (%d) is smaller than the assumed n_negative_samples_batch (%d): full softmax",
                   options_path, vocab.size, opt.n_negative_samples);
-        if (options_set_bool(&opt, "sample_softmax", 0, options_path, ELMO_FOR_TRAINING) < 0) elmo_die_last();
+        if (options_set_bool(&opt, "sample_softmax", 0, options_path) < 0) elmo_die_last();
     }
     if (!c.restart) {
         make_dir(c.save_dir);
@@ -294,9 +294,9 @@ int cmd_train(int argc, char **argv) {
         s.n_epochs = c.is_given[O_EPOCHS] ? c.given.n_epochs : opt.n_epochs;
         s.n_train_tokens = settle_train_tokens(&c, &opt, options_path, c.save_dir, plan);
     }
-    if (options_set_integer(&opt, "n_tokens_vocab", vocab.size, options_path, ELMO_FOR_TRAINING) < 0 ||
-        options_set_integer(&opt, "n_epochs", s.n_epochs, options_path, ELMO_FOR_TRAINING) < 0 ||
-        options_set_integer(&opt, "n_train_tokens", s.n_train_tokens, options_path, ELMO_FOR_TRAINING) < 0)
+    if (options_set_integer(&opt, "n_tokens_vocab", vocab.size, options_path) < 0 ||
+        options_set_integer(&opt, "n_epochs", s.n_epochs, options_path) < 0 ||
+        options_set_integer(&opt, "n_train_tokens", s.n_train_tokens, options_path) < 0)
         elmo_die_last();
     options_make_training_keys_explicit(&opt);
     const int B = opt.batch_size, T = opt.unroll_steps;
