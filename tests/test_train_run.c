@@ -171,7 +171,7 @@ static void test_token_count_plans_batches(void **state) {
              "--n-train-tokens 600",
              options_file("forced.json", 0.2, 1, ""), train_glob, vocab_path, save);
     assert_int_equal(run(args, err, sizeof err), 0);
-    assert_non_null(strstr(err, "1 epochs: 10 batches"));
+    assert_non_null(strstr(err, "1 epoch: 10 batches"));
 }
 
 /* The metrics of a run: jsonl records of the plan, of training and of the held-out

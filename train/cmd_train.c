@@ -205,14 +205,15 @@ static void plan_resources(const TrainCommand *c, const ElmoOptions *opt, long V
     PlanMemory mem;
     if (plan_memory(opt, V, opt->batch_size, opt->unroll_steps, prefix, &mem) < 0) elmo_die_last();
     const double available = plan_available_memory(), free_disk = plan_free_disk(save_dir);
-    char b[8][32];
+    char b[9][32];
     fprintf(stderr,
-            "plan: memory %s (parameters %s, Adagrad %s, gradients %s, activations %s, softmax %s, data %s) of %s "
-            "available\n",
+            "plan: memory %s (parameters %s, Adagrad %s, gradients %s, activations %s, softmax %s, data %s, "
+            "program %s) of %s available\n",
             plan_format_bytes(b[0], 32, mem.total), plan_format_bytes(b[1], 32, mem.params),
             plan_format_bytes(b[2], 32, mem.optimizer), plan_format_bytes(b[3], 32, mem.gradients),
             plan_format_bytes(b[4], 32, mem.activations), plan_format_bytes(b[5], 32, mem.softmax),
-            plan_format_bytes(b[6], 32, mem.data), plan_format_bytes(b[7], 32, available));
+            plan_format_bytes(b[6], 32, mem.data), plan_format_bytes(b[8], 32, mem.baseline),
+            plan_format_bytes(b[7], 32, available));
     /* the kept checkpoints, best.hdf5, and the one being written */
     const int files = RUN_KEPT_CHECKPOINTS + 2;
     const double disk = files * mem.checkpoint;
@@ -305,8 +306,8 @@ int cmd_train(int argc, char **argv) {
         elmo_die("%s: n_epochs * floor(n_train_tokens / (batch_size * unroll_steps)) = %ld * floor(%ld / %ld) is 0: "
                  "nothing to train (a corpus this small needs a smaller batch_size or unroll_steps)",
                  options_path, s.n_epochs, s.n_train_tokens, (long)B * T);
-    fprintf(stderr, "plan: %ld batches per epoch of %d x %d tokens, %ld epochs: %ld batches\n", per_epoch, B, T,
-            s.n_epochs, n_batches);
+    fprintf(stderr, "plan: %ld batches per epoch of %d x %d tokens, %ld epoch%s: %ld batches\n", per_epoch, B, T,
+            s.n_epochs, s.n_epochs == 1 ? "" : "s", n_batches);
     cJSON_AddNumberToObject(plan, "train_tokens", (double)s.n_train_tokens);
     cJSON_AddNumberToObject(plan, "batches_per_epoch", (double)per_epoch);
     cJSON_AddNumberToObject(plan, "n_epochs", (double)s.n_epochs);
