@@ -294,44 +294,31 @@ static int load_char_embed(BilmModel *m, hid_t file, const char *path, const Par
     return rc;
 }
 
-/* Whether the file has `e` with exactly its shape. */
-static int has_same_shape(hid_t file, const char *path, const ParamEntry *e) {
-    int rank;
-    hsize_t dims[H5IO_MAX_RANK];
-    if (!h5io_exists(file, e->name) || h5io_shape(file, path, e->name, &rank, dims) < 0 || rank != e->rank) return 0;
-    for (int k = 0; k < rank; k++)
-        if (dims[k] != (hsize_t)e->shape[k]) return 0;
-    return 1;
-}
-
 /* Loads every tensor of the table; the softmax is required (require_softmax) or taken
  * only when the file has it with the same shape (*softmax_loaded tells). */
-static int load_tensors(BilmModel *m, const char *path, int require_softmax, int *softmax_loaded) {
+/* Loads every tensor of the table, or (with_softmax = 0) all but the softmax. */
+static int load_tensors(BilmModel *m, const char *path, int with_softmax) {
     hid_t file;
     if (h5io_open_read(path, &file) < 0) return -1;
     int rc = 0;
-    if (softmax_loaded) *softmax_loaded = 0;
     for (int i = 0; i < m->n_entries && rc == 0; i++) {
         const ParamEntry *e = &m->entries[i];
         hsize_t dims[H5IO_MAX_RANK];
         entry_dims(e, dims);
-        const int is_softmax = PARAM_TABLE[e->kind].presence == WITH_SOFTMAX;
-        if (is_softmax && !require_softmax && !has_same_shape(file, path, e)) continue;
+        if (!with_softmax && PARAM_TABLE[e->kind].presence == WITH_SOFTMAX) continue;
         if (e->kind == PARAM_CHAR_EMBED) rc = load_char_embed(m, file, path, e);
         else rc = h5io_read_floats(file, path, e->name, e->rank, dims, m->data + e->offset);
-        if (rc == 0 && is_softmax && softmax_loaded) *softmax_loaded = 1;
     }
     H5Fclose(file);
     return rc;
 }
 
-int model_load(BilmModel *m, const char *path) { return load_tensors(m, path, 1, NULL); }
+int model_load(BilmModel *m, const char *path) { return load_tensors(m, path, 1); }
 
-int model_load_init(BilmModel *m, const char *path, int *softmax_loaded) {
-    return load_tensors(m, path, 0, softmax_loaded);
-}
+int model_load_bilm(BilmModel *m, const char *path) { return load_tensors(m, path, 0); }
 
-int model_save(const BilmModel *m, const char *path, int with_softmax) {
+int model_save(const BilmModel *m, const char *path, const Vocab *vocab) {
+    const int with_softmax = vocab != NULL;
     PendingFile pf;
     pending_begin(&pf, path);
     hid_t file;
@@ -347,6 +334,7 @@ int model_save(const BilmModel *m, const char *path, int with_softmax) {
         entry_dims(e, dims);
         rc = h5io_write_floats(file, path, e->name, e->rank, dims, m->data + e->offset);
     }
+    if (rc == 0 && with_softmax) rc = h5io_write_strings(file, path, "vocab", (const char *const *)vocab->words, (size_t)vocab->size);
     if (h5io_close(file, path) < 0) rc = -1;
     if (rc < 0) {
         pending_abort(&pf);

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "options.h"
+#include "vocab.h"
 
 /* The kinds of tensor of the biLM, in file order. The table in model.c says, for each,
  * its names, shape, initialisation and how its gradient is kept. */
@@ -80,12 +81,13 @@ void model_init_random(BilmModel *m, uint64_t seed);
 /* Loads the released layout from an HDF5 weight file with shape checks; softmax is
  * loaded too when the model has one. Notes on stderr what it assumed (char_embed rows). */
 int model_load(BilmModel *m, const char *path);
-/* The start of fine-tuning: like model_load, but the softmax is taken only when the file
- * has it with the same shape (*softmax_loaded = 1), otherwise it keeps its values. */
-int model_load_init(BilmModel *m, const char *path, int *softmax_loaded);
+/* Like model_load, without the softmax (it keeps its values): the biLM of a file whose
+ * softmax, if any, belongs to another vocabulary (train/remap.h matches its rows). */
+int model_load_bilm(BilmModel *m, const char *path);
 /* Writes every parameter to a new HDF5 file (atomically: temporary name + rename).
- * with_softmax = 0 leaves the softmax out (the released layout). */
-int model_save(const BilmModel *m, const char *path, int with_softmax);
+ * vocab NULL leaves the softmax out (the released layout); otherwise the softmax is
+ * written with its tokens, vocab's words, as the string dataset `vocab` (one per row). */
+int model_save(const BilmModel *m, const char *path, const Vocab *vocab);
 const ParamEntry *model_find(const BilmModel *m, const char *name);
 float *model_param(BilmModel *m, const char *name);
 void model_free(BilmModel *m);

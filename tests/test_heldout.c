@@ -283,7 +283,7 @@ static void test_imbalance_warning(void **state) {
     }
     char broken[600];
     tmp_path(broken, sizeof broken, "broken_backward.hdf5");
-    assert_int_equal(model_save(&m.model, broken, 1), 0);
+    assert_int_equal(model_save(&m.model, broken, &m.vocab), 0);
     unload(&m);
     char args[4096], out[4096], err[4096];
     snprintf(args, sizeof args,

@@ -108,7 +108,7 @@ int cmd_dump_weights(int argc, char **argv) {
     if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
         elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",
                  out_options, checkpoint);
-    if (model_save(&model, output, 0) < 0) elmo_die_last();
+    if (model_save(&model, output, NULL) < 0) elmo_die_last();
     if (options_save(&opt, out_options, 262) < 0) elmo_die_last();
     fprintf(stderr, "dump-weights: %s -> %s and %s\n", checkpoint, output, out_options);
     model_free(&model);

@@ -16,7 +16,7 @@ static void state_name(char *buf, size_t size, char which, int d, int l) {
     snprintf(buf, size, "training/lstm_%c_%d_%d", which, d, l);
 }
 
-static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *const *readers,
+static int save_to(hid_t file, const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
                    const RunSettings *settings, const CheckpointBest *best) {
     const BilmModel *m = t->model;
     char name[160];
@@ -28,6 +28,8 @@ static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *con
         snprintf(name, sizeof name, "training/adagrad/%s", e->name);
         if (h5io_write_floats(file, path, name, e->rank, dims, t->accum + e->offset) < 0) return -1;
     }
+    /* the softmax rows' tokens: the vocabulary travels with the model */
+    if (h5io_write_strings(file, path, "vocab", (const char *const *)vocab->words, (size_t)vocab->size) < 0) return -1;
     const uint64_t step = (uint64_t)t->step;
     if (h5io_write_u64(file, path, "training/step", &step, 1) < 0) return -1;
     if (h5io_write_u64(file, path, "training/rng", t->rng.s, 4) < 0) return -1;
@@ -67,8 +69,8 @@ static int save_to(hid_t file, const char *path, const Trainer *t, LmReader *con
     return rc;
 }
 
-int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers, const RunSettings *settings,
-                    const CheckpointBest *best) {
+int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
+                    const RunSettings *settings, const CheckpointBest *best) {
     PendingFile pending;
     pending_begin(&pending, path);
     hid_t file;
@@ -76,7 +78,7 @@ int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers
         pending_abort(&pending);
         return elmo_fail("%s: cannot create checkpoint (is the directory writable?)", path);
     }
-    int rc = save_to(file, path, t, readers, settings, best);
+    int rc = save_to(file, path, t, vocab, readers, settings, best);
     if (h5io_close(file, path) < 0) rc = -1;
     if (rc < 0) {
         char *msg = xstrdup(elmo_error());
@@ -119,6 +121,24 @@ int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers) {
         hid_t group = h5io_exists(file, name) ? H5Gopen2(file, name, H5P_DEFAULT) : -1;
         rc = group >= 0 ? lm_reader_load_state(readers[d], group) : elmo_fail("%s: missing %s", path, name);
         if (group >= 0) H5Gclose(group);
+    }
+    H5Fclose(file);
+    return rc;
+}
+
+int checkpoint_load_accumulators(const char *path, Trainer *t) {
+    hid_t file;
+    if (h5io_open_read(path, &file) < 0) return -1;
+    const BilmModel *m = t->model;
+    char name[160];
+    int rc = 0;
+    for (int i = 0; i < m->n_entries && rc == 0; i++) {
+        const ParamEntry *e = &m->entries[i];
+        if (e->row_sparse) continue;
+        hsize_t dims[H5IO_MAX_RANK];
+        for (int k = 0; k < e->rank; k++) dims[k] = (hsize_t)e->shape[k];
+        snprintf(name, sizeof name, "training/adagrad/%s", e->name);
+        rc = h5io_read_floats(file, path, name, e->rank, dims, t->accum + e->offset);
     }
     H5Fclose(file);
     return rc;

@@ -2,6 +2,7 @@
  * weight layout, which AllenNLP and bilm-tf load as it is, plus what an exact resume
  * needs:
  *   softmax/W, softmax/b                 the output layer
+ *   vocab                                its rows' tokens (strings), in row order
  *   training/adagrad/<name>              Adagrad accumulator of every parameter <name>
  *   training/step, training/rng          batches done, the trainer's generator
  *   training/lstm_c_<d>_<l>, _h_<d>_<l>  the LSTM states carried to the next batch
@@ -26,10 +27,13 @@ typedef struct {
 
 /* best: NULL for a regular checkpoint; for DIR/best.hdf5 the figures that made it best
  * (root attributes best_step, heldout_perplexity, _forward, _backward). */
-int checkpoint_save(const char *path, const Trainer *t, LmReader *const *readers, const RunSettings *settings,
-                    const CheckpointBest *best);
+int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
+                    const RunSettings *settings, const CheckpointBest *best);
 /* Restores parameters, accumulators, step, generator, carried states and readers. */
 int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers);
+/* The Adagrad accumulators of every tensor but the softmax (training/adagrad/<name>): the
+ * optimiser state kept when fine-tuning from a checkpoint (train --keep-optimizer). */
+int checkpoint_load_accumulators(const char *path, Trainer *t);
 /* Reads the run's settings stored in a checkpoint. */
 int checkpoint_read_settings(const char *path, RunSettings *settings);
 /* Rows of softmax/W in a weight file, 0 when it has none. */

@@ -12,6 +12,7 @@
 #include "train_commands.h"
 #include "common.h"
 #include "heldout.h"
+#include "remap.h"
 
 static const char eval_help[] =
     "usage: elmo eval (--save-dir DIR [--best] | --weights FILE --options FILE) --test-prefix GLOB --vocab FILE\n"
@@ -31,13 +32,17 @@ static const char eval_help[] =
     "  --batch-size N      sentences streams per batch (default 256)\n"
     "  --max-tokens N      stop after the batch that reaches N positions per direction\n"
     "  --threads N         threads (default: all cores)\n"
-    "  --quiet             only the results (and the warning)\n";
+    "  --quiet             only the results (and the warning)\n"
+    "  --init-vocab FILE   the vocabulary the softmax was trained with, for a file that does not\n"
+    "                      store it; the softmax's rows are matched to --vocab by token\n";
 
 int cmd_eval(int argc, char **argv) {
     const char *save_dir = NULL, *weights = NULL, *options_path = NULL, *prefix = NULL, *vocab_path = NULL;
+    const char *init_vocab = NULL;
     int batch_size = 256, threads = 0, quiet = 0, best = 0;
     long max_tokens = 0;
-    enum { O_SAVE = 256, O_BEST, O_WEIGHTS, O_OPTIONS, O_PREFIX, O_VOCAB, O_BATCH, O_MAX_TOKENS, O_THREADS, O_QUIET };
+    enum { O_SAVE = 256, O_BEST, O_WEIGHTS, O_OPTIONS, O_PREFIX, O_VOCAB, O_BATCH, O_MAX_TOKENS, O_THREADS, O_QUIET,
+           O_INIT_VOCAB };
     static const struct option longopts[] = {
         {"save-dir", required_argument, 0, O_SAVE},       {"save_dir", required_argument, 0, O_SAVE},
         {"best", no_argument, 0, O_BEST},                 {"weights", required_argument, 0, O_WEIGHTS},
@@ -45,13 +50,15 @@ int cmd_eval(int argc, char **argv) {
         {"test_prefix", required_argument, 0, O_PREFIX},  {"vocab", required_argument, 0, O_VOCAB},
         {"vocab_file", required_argument, 0, O_VOCAB},    {"batch-size", required_argument, 0, O_BATCH},
         {"max-tokens", required_argument, 0, O_MAX_TOKENS}, {"threads", required_argument, 0, O_THREADS},
-        {"quiet", no_argument, 0, O_QUIET},               {"help", no_argument, 0, 'h'},
+        {"quiet", no_argument, 0, O_QUIET},               {"init-vocab", required_argument, 0, O_INIT_VOCAB},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case O_SAVE: save_dir = optarg; break;
         case O_BEST: best = 1; break;
+        case O_INIT_VOCAB: init_vocab = optarg; break;
         case O_WEIGHTS: weights = optarg; break;
         case O_OPTIONS: options_path = optarg; break;
         case O_PREFIX: prefix = optarg; break;
@@ -93,11 +100,15 @@ int cmd_eval(int argc, char **argv) {
     long rows;
     if (checkpoint_softmax_rows(weights, &rows) < 0) elmo_die_last();
     if (rows == 0) elmo_die("%s: no softmax/W: perplexity needs a checkpoint with its softmax", weights);
-    if (rows != vocab.size)
-        elmo_die("%s: softmax/W has %ld rows but %s has %d tokens", weights, rows, vocab_path, vocab.size);
     BilmModel model;
     model_init_layout(&model, &opt, vocab.size);
-    if (model_load(&model, weights) < 0) elmo_die_last();
+    SoftmaxRemap remap;
+    if (model_load_bilm(&model, weights) < 0 || remap_load_softmax(&model, weights, &vocab, init_vocab, &remap) < 0)
+        elmo_die_last();
+    if (remap.added || remap.dropped) {
+        char line[256];
+        elmo_note("%s: %s", weights, remap_describe(&remap, line, sizeof line));
+    }
 
     HeldoutResult r;
     if (heldout_evaluate(&model, &vocab, prefix, batch_size, max_tokens, !quiet, &r) < 0) elmo_die_last();

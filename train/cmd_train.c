@@ -15,6 +15,7 @@
 #include "dataset.h"
 #include "metrics.h"
 #include "plan.h"
+#include "remap.h"
 #include "run.h"
 #include "settings.h"
 #include "train_commands.h"
@@ -38,9 +39,17 @@ static const char train_help[] =
     "  --train-prefix GLOB     training shards (also --train_prefix)\n"
     "  --vocab FILE            vocabulary with <S>, </S>, <UNK> (also --vocab_file)\n"
     "  --save-dir DIR          where everything goes (also --save_dir)\n"
-    "  --init-from FILE        start from the weights of FILE (a checkpoint or a released\n"
-    "                          weight file; its softmax when present and of the same size),\n"
-    "                          with fresh optimiser state: fine-tuning\n"
+    "  --init-from FILE        start from the weights of FILE (a checkpoint, an export with its\n"
+    "                          softmax, or a released weight file): fine-tuning. A softmax in the\n"
+    "                          file is matched to --vocab by token: shared tokens keep their rows,\n"
+    "                          new tokens get rows predicted from their token embeddings (least\n"
+    "                          squares on the shared ones), the others are dropped\n"
+    "  --init-vocab FILE       the vocabulary the file's softmax was trained with, when the file\n"
+    "                          does not store it (rows are never matched by position)\n"
+    "  --keep-optimizer        keep the file's Adagrad accumulators (bilm-tf's restart.py)\n"
+    "  --warmup-softmax N      the first N batches update only the softmax (default: 100 when the\n"
+    "                          file has no softmax for these tokens, else 0)\n"
+    "  --lr-scale-pretrained F the learning rate of every layer but the softmax times F (default 1)\n"
     "  --restart DIR           resume the newest checkpoint of DIR exactly where it stopped, with\n"
     "                          every setting of the run; any option below overrides its setting\n"
     "  --seed N                seed of initialisation, data order, samples, dropout (default 1)\n"
@@ -64,19 +73,22 @@ static const char train_help[] =
     "Small corpora (under ~10M tokens): bilm-tf's advice is few epochs and watching held-out\n"
     "perplexity: use --heldout-prefix with --patience and keep best.hdf5.\n";
 
+/* Batches of softmax-only warm-up when fine-tuning starts without a usable softmax. */
+#define DEFAULT_WARMUP 100
+
 /* The options whose value is a setting of the run (kept in its checkpoints). */
 enum {
     O_TRAIN_PREFIX = 256, O_VOCAB, O_HELDOUT, O_SEED, O_NO_SHUFFLE, O_EPOCHS, O_TOKENS, O_THREADS, O_CKPT,
-    O_CKPT_MINUTES, O_LOG, O_EVAL_EVERY, O_EVAL_MINUTES, O_EVAL_TOKENS, O_EVAL_BATCH, O_PATIENCE,
-    O_SETTINGS_END,
+    O_CKPT_MINUTES, O_LOG, O_EVAL_EVERY, O_EVAL_MINUTES, O_EVAL_TOKENS, O_EVAL_BATCH, O_PATIENCE, O_WARMUP,
+    O_LR_SCALE, O_SETTINGS_END,
     /* the command's own */
-    O_OPTIONS = O_SETTINGS_END, O_SAVE, O_INIT, O_RESTART, O_MAX, O_IGNORE_MEMORY
+    O_OPTIONS = O_SETTINGS_END, O_SAVE, O_INIT, O_INIT_VOCAB, O_KEEP_OPTIMIZER, O_RESTART, O_MAX, O_IGNORE_MEMORY
 };
 
 typedef struct {
-    const char *options, *save_dir, *init_from, *restart;
+    const char *options, *save_dir, *init_from, *init_vocab, *restart;
     long max_batches;
-    int ignore_memory;
+    int ignore_memory, keep_optimizer;
     RunSettings given;               /* the settings given on the command line ... */
     int is_given[O_SETTINGS_END];    /* ... and which */
 } TrainCommand;
@@ -101,7 +113,9 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         {"heldout-prefix", required_argument, 0, O_HELDOUT}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"eval-minutes", required_argument, 0, O_EVAL_MINUTES}, {"eval-tokens", required_argument, 0, O_EVAL_TOKENS},
         {"eval-batch-size", required_argument, 0, O_EVAL_BATCH}, {"patience", required_argument, 0, O_PATIENCE},
-        {"ignore-memory-check", no_argument, 0, O_IGNORE_MEMORY}, {"help", no_argument, 0, 'h'},
+        {"ignore-memory-check", no_argument, 0, O_IGNORE_MEMORY}, {"init-vocab", required_argument, 0, O_INIT_VOCAB},
+        {"keep-optimizer", no_argument, 0, O_KEEP_OPTIMIZER}, {"warmup-softmax", required_argument, 0, O_WARMUP},
+        {"lr-scale-pretrained", required_argument, 0, O_LR_SCALE}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
     RunSettings *g = &c->given;
@@ -112,6 +126,16 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         case O_OPTIONS: c->options = optarg; break;
         case O_SAVE: c->save_dir = optarg; break;
         case O_INIT: c->init_from = optarg; break;
+        case O_INIT_VOCAB: c->init_vocab = optarg; break;
+        case O_KEEP_OPTIMIZER: c->keep_optimizer = 1; break;
+        case O_WARMUP: g->warmup_softmax = cli_int("--warmup-softmax", optarg, 0, 1L << 40); break;
+        case O_LR_SCALE: {
+            char *end;
+            g->lr_scale_pretrained = strtod(optarg, &end);
+            if (*end || !(g->lr_scale_pretrained >= 0) || g->lr_scale_pretrained > 1e6)
+                elmo_die("--lr-scale-pretrained: expected a number >= 0, got '%s'", optarg);
+            break;
+        }
         case O_RESTART: c->restart = optarg; break;
         case O_MAX: c->max_batches = cli_int("--max-batches", optarg, 1, 1L << 40); break;
         case O_IGNORE_MEMORY: c->ignore_memory = 1; break;
@@ -137,7 +161,7 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
     }
     if (optind < argc) elmo_die("train: unexpected argument '%s'", argv[optind]);
     if (c->restart) {
-        if (c->options || c->init_from || c->save_dir)
+        if (c->options || c->init_from || c->save_dir || c->init_vocab || c->keep_optimizer)
             elmo_die("train: --restart DIR takes its options and save directory from DIR; drop --options, "
                      "--save-dir and --init-from");
         c->save_dir = c->restart;
@@ -147,6 +171,8 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
     cli_require("--train-prefix", c->is_given[O_TRAIN_PREFIX] ? g->train_prefix : NULL, "train");
     cli_require("--vocab", c->is_given[O_VOCAB] ? g->vocab : NULL, "train");
     cli_require("--save-dir", c->save_dir, "train");
+    if ((c->init_vocab || c->keep_optimizer) && !c->init_from)
+        elmo_die("train: --init-vocab and --keep-optimizer go with --init-from");
 }
 
 /* The command line's settings over s (the defaults, or the restarted run's). */
@@ -168,6 +194,8 @@ static void apply_given(RunSettings *s, const TrainCommand *c) {
     if (is[O_EVAL_TOKENS]) s->eval_tokens = g->eval_tokens;
     if (is[O_EVAL_BATCH]) s->eval_batch_size = g->eval_batch_size;
     if (is[O_PATIENCE]) s->patience = g->patience;
+    if (is[O_WARMUP]) s->warmup_softmax = g->warmup_softmax;
+    if (is[O_LR_SCALE]) s->lr_scale_pretrained = g->lr_scale_pretrained;
 }
 
 static void make_dir(const char *dir) {
@@ -325,11 +353,23 @@ int cmd_train(int argc, char **argv) {
     BilmModel model;
     model_init_layout(&model, &opt, vocab.size);
     model_init_random(&model, s.seed);
+    long init_softmax_rows = 0;
     if (c.init_from) {
-        int softmax_loaded;
-        if (model_load_init(&model, c.init_from, &softmax_loaded) < 0) elmo_die_last();
-        elmo_note("%s: weights loaded%s", c.init_from,
-                  softmax_loaded ? " (softmax included)" : "; softmax freshly initialised (none of this size in the file)");
+        if (model_load_bilm(&model, c.init_from) < 0 || checkpoint_softmax_rows(c.init_from, &init_softmax_rows) < 0)
+            elmo_die_last();
+        if (init_softmax_rows > 0) {
+            SoftmaxRemap remap;
+            if (remap_load_softmax(&model, c.init_from, &vocab, c.init_vocab, &remap) < 0) elmo_die_last();
+            char line[256];
+            elmo_note("%s: weights loaded; %s", c.init_from, remap_describe(&remap, line, sizeof line));
+            if (!c.is_given[O_WARMUP] && remap.added > 0 && !remap.fitted) s.warmup_softmax = DEFAULT_WARMUP;
+        } else {
+            elmo_note("%s: weights loaded; no softmax in the file: a fresh one", c.init_from);
+            if (!c.is_given[O_WARMUP]) s.warmup_softmax = DEFAULT_WARMUP;
+        }
+        if (s.warmup_softmax)
+            elmo_note("train: the first %ld batches update only the softmax (--warmup-softmax), then all layers",
+                      s.warmup_softmax);
     }
     TrainRun run = {.save_dir = c.save_dir, .settings = &s, .opt = &opt, .vocab = &vocab,
                     .n_batches = n_batches, .batches_per_epoch = per_epoch, .max_batches = c.max_batches};
@@ -341,6 +381,16 @@ int cmd_train(int argc, char **argv) {
     Trainer trainer;
     trainer_init(&trainer, &model, B, T, TRAINER_TRAIN, s.seed * 7919u + 3u);
     run.trainer = &trainer;
+    if (c.keep_optimizer) {
+        /* bilm-tf's restart.py: the pretrained model's Adagrad state goes on */
+        if (checkpoint_load_accumulators(c.init_from, &trainer) < 0 ||
+            (init_softmax_rows > 0 &&
+             remap_load_softmax_accumulators(&model, c.init_from, &vocab, c.init_vocab,
+                                             trainer.accum + (model.softmax_W - model.data),
+                                             trainer.accum + (model.softmax_b - model.data)) < 0))
+            elmo_die_last();
+        elmo_note("%s: Adagrad accumulators kept (--keep-optimizer)", c.init_from);
+    }
     if (c.restart) {
         if (checkpoint_load(checkpoint, &trainer, run.readers) < 0) elmo_die_last();
         fprintf(stderr, "train: resuming %s at batch %ld of %ld\n", checkpoint, trainer.step, n_batches);

@@ -40,7 +40,7 @@ static void save_checkpoint(Loop *p) {
     TrainRun *r = p->r;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.ckpt-%ld.hdf5", r->save_dir, r->trainer->step);
-    if (checkpoint_save(path, r->trainer, r->readers, r->settings, NULL) < 0) elmo_die_last();
+    if (checkpoint_save(path, r->trainer, r->vocab, r->readers, r->settings, NULL) < 0) elmo_die_last();
     checkpoint_prune(r->save_dir, RUN_KEPT_CHECKPOINTS);
     p->last_checkpoint = elmo_now();
 }
@@ -123,7 +123,7 @@ static int evaluate(Loop *p) {
         char path[4096];
         snprintf(path, sizeof path, "%s/best.hdf5", r->save_dir);
         const CheckpointBest figures = {h.perplexity, h.perplexity_forward, h.perplexity_backward};
-        if (checkpoint_save(path, t, r->readers, s, &figures) < 0) elmo_die_last();
+        if (checkpoint_save(path, t, r->vocab, r->readers, s, &figures) < 0) elmo_die_last();
     } else {
         s->evals_since_best++;
     }
@@ -179,6 +179,11 @@ int train_run(TrainRun *r) {
     while (!stop && t->step < r->n_batches && (!r->max_batches || p.run_batches < r->max_batches)) {
         for (int d = 0; d < n_dirs; d++)
             if (lm_reader_next(r->readers[d], &batches[d]) <= 0) elmo_die_last();
+        const int warming = t->step < s->warmup_softmax;
+        if (t->softmax_only && !warming)
+            fprintf(stderr, "train: softmax warm-up done at batch %ld: all layers train from here\n", t->step);
+        t->softmax_only = warming;
+        t->lr_scale_dense = (float)s->lr_scale_pretrained;
         const double loss = trainer_step(t, batch_ptrs);
         /* a loss whose perplexity overflows (over ~709 nats) is no model either */
         if (!isfinite(exp(loss)) || !isfinite(t->grad_norm)) diverged(r, loss, t->grad_norm);

@@ -17,6 +17,7 @@ void settings_defaults(RunSettings *s) {
     s->checkpoint_minutes = 30;
     s->log_every = 10;
     s->eval_batch_size = 256;
+    s->lr_scale_pretrained = 1.0;
 }
 
 /* The fields, by kind, with their JSON keys. */
@@ -42,6 +43,8 @@ static const struct {
     {"eval_tokens", F_LONG, offsetof(RunSettings, eval_tokens)},
     {"eval_batch_size", F_INT, offsetof(RunSettings, eval_batch_size)},
     {"patience", F_INT, offsetof(RunSettings, patience)},
+    {"warmup_softmax", F_LONG, offsetof(RunSettings, warmup_softmax)},
+    {"lr_scale_pretrained", F_DOUBLE, offsetof(RunSettings, lr_scale_pretrained)},
     {"best_perplexity", F_DOUBLE, offsetof(RunSettings, best_perplexity)},
     {"best_step", F_LONG, offsetof(RunSettings, best_step)},
     {"evals_since_best", F_INT, offsetof(RunSettings, evals_since_best)},

@@ -27,6 +27,9 @@ typedef struct {
     long eval_tokens;            /* per evaluation and direction, 0: all */
     int eval_batch_size;
     int patience;                /* evaluations without improvement before stopping, 0: never */
+    /* fine-tuning */
+    long warmup_softmax;         /* first batches that update only the softmax */
+    double lr_scale_pretrained;  /* the biLM's learning rate factor (softmax: 1) */
     /* held-out tracking */
     double best_perplexity;      /* 0: no evaluation yet */
     long best_step;

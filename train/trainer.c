@@ -120,6 +120,7 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
     memset(t, 0, sizeof *t);
     set_shape(t, model, B, T, mode);
     rng_seed(&t->rng, seed);
+    t->lr_scale_dense = 1.0f;
     arena_build(&t->arena, carve, t);
     if (mode == TRAINER_TRAIN) {
         model_view(&t->grad_view, model, t->grad, t->n_dense);
@@ -330,7 +331,7 @@ double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int w
         total += t->loss[d] / t->n_dirs;
     }
     t->time_softmax += elmo_now() - t0;
-    if (!with_grad) return total;
+    if (!with_grad || t->softmax_only) return total; /* a frozen biLM needs no gradient below the softmax */
 
     t0 = elmo_now();
 #pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
@@ -354,7 +355,7 @@ double trainer_apply(Trainer *t) {
     const double norm = global_norm(t->grad, t->n_dense, sparse, 2);
     const float scale = clip_scale(norm, t->opt->all_clip_norm_val), lr = t->opt->learning_rate;
     BilmModel *m = t->model;
-    adagrad_dense(m->data, t->accum, t->grad, t->n_dense, lr, scale);
+    if (!t->softmax_only) adagrad_dense(m->data, t->accum, t->grad, t->n_dense, lr * t->lr_scale_dense, scale);
     const size_t offset_W = (size_t)(m->softmax_W - m->data), offset_b = (size_t)(m->softmax_b - m->data);
     adagrad_sparse(m->softmax_W, t->accum + offset_W, &t->grad_softmax_W, lr, scale);
     adagrad_sparse(m->softmax_b, t->accum + offset_b, &t->grad_softmax_b, lr, scale);

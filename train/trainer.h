@@ -68,6 +68,9 @@ typedef struct {
     SoftmaxWork softmax_work;
     double loss[2];              /* per direction, last forward */
     double grad_norm;            /* global norm before clipping, last trainer_step */
+    /* fine-tuning: the biLM frozen (only the softmax updated), or its learning rate scaled */
+    int softmax_only;
+    float lr_scale_dense;        /* 1 unless set */
     long step;                   /* updates done */
     Arena arena;                 /* every buffer above but the softmax's own (see carve in trainer.c) */
     /* seconds per phase, for `elmo bench` */
