@@ -13,9 +13,11 @@
 #include "cli.h"
 #include "commands.h"
 #include "common.h"
+#include "h5io.h"
 
 static const char dump_help[] =
-    "usage: elmo dump-weights (--save-dir DIR [--best] | --checkpoint FILE) --output weights.hdf5\n\n"
+    "usage: elmo dump-weights (--save-dir DIR [--best] | --checkpoint FILE) --output weights.hdf5\n"
+    "                         [--with-softmax]\n\n"
     "Writes the weights of a training checkpoint in the released ELMo layout (no softmax,\n"
     "no training state) and options.json next to it with n_characters 262: the pair that\n"
     "AllenNLP, bilm-tf and `elmo embed` load. The output's directory is created if needed;\n"
@@ -23,7 +25,10 @@ static const char dump_help[] =
     "  --save-dir DIR      a training directory (its newest checkpoint and options.json)\n"
     "  --best              with --save-dir: DIR/best.hdf5 instead of the newest checkpoint\n"
     "  --checkpoint FILE   a checkpoint; its options.json is the one in the same directory\n"
-    "  --output FILE       the weight file to write (options.json goes beside it)\n";
+    "  --output FILE       the weight file to write (options.json goes beside it)\n"
+    "  --with-softmax      keep softmax/W, softmax/b and the vocabulary of their rows (dataset\n"
+    "                      vocab): a file to fine-tune from, evaluate or score, which readers\n"
+    "                      of the released layout still load\n";
 
 /* mkdir -p dir. */
 static int make_dirs(const char *dir) {
@@ -51,13 +56,14 @@ static int make_dirs(const char *dir) {
 
 int cmd_dump_weights(int argc, char **argv) {
     const char *save_dir = NULL, *checkpoint = NULL, *output = NULL;
-    int best = 0;
-    enum { O_SAVE = 256, O_BEST, O_CKPT, O_OUT };
+    int best = 0, with_softmax = 0;
+    enum { O_SAVE = 256, O_BEST, O_CKPT, O_OUT, O_WITH_SOFTMAX };
     static const struct option longopts[] = {
         {"save-dir", required_argument, 0, O_SAVE}, {"save_dir", required_argument, 0, O_SAVE},
         {"best", no_argument, 0, O_BEST},           {"checkpoint", required_argument, 0, O_CKPT},
         {"output", required_argument, 0, O_OUT},    {"outfile", required_argument, 0, O_OUT},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+        {"with-softmax", no_argument, 0, O_WITH_SOFTMAX}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -65,6 +71,7 @@ int cmd_dump_weights(int argc, char **argv) {
         case O_BEST: best = 1; break;
         case O_CKPT: checkpoint = optarg; break;
         case O_OUT: output = optarg; break;
+        case O_WITH_SOFTMAX: with_softmax = 1; break;
         case 'h': fputs(dump_help, stdout); return 0;
         default: fputs(dump_help, stderr); return ELMO_EXIT_FAILURE;
         }
@@ -108,7 +115,23 @@ int cmd_dump_weights(int argc, char **argv) {
     if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
         elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",
                  out_options, checkpoint);
-    if (model_save(&model, output, NULL) < 0) elmo_die_last();
+    Vocab vocab = {0};
+    if (with_softmax) {
+        if (rows == 0) elmo_die("%s: has no softmax (--with-softmax)", checkpoint);
+        hid_t file;
+        char **words;
+        size_t n;
+        if (h5io_open_read(checkpoint, &file) < 0) elmo_die_last();
+        if (!h5io_exists(file, "vocab"))
+            elmo_die("%s: stores no vocabulary for its softmax (a checkpoint of an earlier version)", checkpoint);
+        const int rc = h5io_read_strings(file, checkpoint, "vocab", &words, &n);
+        H5Fclose(file);
+        if (rc < 0) elmo_die_last();
+        vocab_from_words(&vocab, (const char *const *)words, (int)n);
+        h5io_free_strings(words, n);
+    }
+    if (model_save(&model, output, with_softmax ? &vocab : NULL) < 0) elmo_die_last();
+    if (with_softmax) vocab_free(&vocab);
     if (options_save(&opt, out_options, 262) < 0) elmo_die_last();
     fprintf(stderr, "dump-weights: %s -> %s and %s\n", checkpoint, output, out_options);
     model_free(&model);

@@ -47,6 +47,8 @@ static const char train_help[] =
     "  --init-vocab FILE       the vocabulary the file's softmax was trained with, when the file\n"
     "                          does not store it (rows are never matched by position)\n"
     "  --keep-optimizer        keep the file's Adagrad accumulators (bilm-tf's restart.py)\n"
+    "  --softmax-init fresh|embeddings  a softmax the file lacks starts as a new model's (fresh,\n"
+    "                          the default) or with each row its token's embedding\n"
     "  --warmup-softmax N      the first N batches update only the softmax (default: 100 when the\n"
     "                          file has no softmax for these tokens, else 0)\n"
     "  --lr-scale-pretrained F the learning rate of every layer but the softmax times F (default 1)\n"
@@ -82,13 +84,14 @@ enum {
     O_CKPT_MINUTES, O_LOG, O_EVAL_EVERY, O_EVAL_MINUTES, O_EVAL_TOKENS, O_EVAL_BATCH, O_PATIENCE, O_WARMUP,
     O_LR_SCALE, O_SETTINGS_END,
     /* the command's own */
-    O_OPTIONS = O_SETTINGS_END, O_SAVE, O_INIT, O_INIT_VOCAB, O_KEEP_OPTIMIZER, O_RESTART, O_MAX, O_IGNORE_MEMORY
+    O_OPTIONS = O_SETTINGS_END, O_SAVE, O_INIT, O_INIT_VOCAB, O_KEEP_OPTIMIZER, O_SOFTMAX_INIT, O_RESTART, O_MAX,
+    O_IGNORE_MEMORY
 };
 
 typedef struct {
     const char *options, *save_dir, *init_from, *init_vocab, *restart;
     long max_batches;
-    int ignore_memory, keep_optimizer;
+    int ignore_memory, keep_optimizer, softmax_from_embeddings;
     RunSettings given;               /* the settings given on the command line ... */
     int is_given[O_SETTINGS_END];    /* ... and which */
 } TrainCommand;
@@ -115,7 +118,8 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         {"eval-batch-size", required_argument, 0, O_EVAL_BATCH}, {"patience", required_argument, 0, O_PATIENCE},
         {"ignore-memory-check", no_argument, 0, O_IGNORE_MEMORY}, {"init-vocab", required_argument, 0, O_INIT_VOCAB},
         {"keep-optimizer", no_argument, 0, O_KEEP_OPTIMIZER}, {"warmup-softmax", required_argument, 0, O_WARMUP},
-        {"lr-scale-pretrained", required_argument, 0, O_LR_SCALE}, {"help", no_argument, 0, 'h'},
+        {"lr-scale-pretrained", required_argument, 0, O_LR_SCALE}, {"softmax-init", required_argument, 0, O_SOFTMAX_INIT},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
     RunSettings *g = &c->given;
@@ -128,6 +132,11 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         case O_INIT: c->init_from = optarg; break;
         case O_INIT_VOCAB: c->init_vocab = optarg; break;
         case O_KEEP_OPTIMIZER: c->keep_optimizer = 1; break;
+        case O_SOFTMAX_INIT:
+            if (strcmp(optarg, "embeddings") != 0 && strcmp(optarg, "fresh") != 0)
+                elmo_die("--softmax-init: expected fresh or embeddings, got '%s'", optarg);
+            c->softmax_from_embeddings = strcmp(optarg, "embeddings") == 0;
+            break;
         case O_WARMUP: g->warmup_softmax = cli_int("--warmup-softmax", optarg, 0, 1L << 40); break;
         case O_LR_SCALE: {
             char *end;
@@ -364,7 +373,9 @@ int cmd_train(int argc, char **argv) {
             elmo_note("%s: weights loaded; %s", c.init_from, remap_describe(&remap, line, sizeof line));
             if (!c.is_given[O_WARMUP] && remap.added > 0 && !remap.fitted) s.warmup_softmax = DEFAULT_WARMUP;
         } else {
-            elmo_note("%s: weights loaded; no softmax in the file: a fresh one", c.init_from);
+            if (c.softmax_from_embeddings) remap_softmax_from_embeddings(&model, &vocab);
+            elmo_note("%s: weights loaded; no softmax in the file: a fresh one%s", c.init_from,
+                      c.softmax_from_embeddings ? " (rows = the tokens' embeddings, --softmax-init embeddings)" : "");
             if (!c.is_given[O_WARMUP]) s.warmup_softmax = DEFAULT_WARMUP;
         }
         if (s.warmup_softmax)

@@ -252,6 +252,21 @@ int remap_load_softmax_accumulators(const BilmModel *m, const char *path, const 
     return rc;
 }
 
+void remap_softmax_from_embeddings(BilmModel *m, const Vocab *vocab) {
+    const int P = m->opt->proj_dim;
+    int *all = xmalloc((size_t)vocab->size * sizeof(int));
+    for (int i = 0; i < vocab->size; i++) all[i] = i;
+    float *emb = xmalloc_aligned((size_t)EMBED_CHUNK * P * sizeof(float));
+    for (long s = 0; s < vocab->size; s += EMBED_CHUNK) {
+        const long n = vocab->size - s < EMBED_CHUNK ? vocab->size - s : EMBED_CHUNK;
+        embed_words(emb, m, vocab->words, all + s, n);
+        memcpy(m->softmax_W + (size_t)s * P, emb, (size_t)n * P * sizeof(float));
+    }
+    memset(m->softmax_b, 0, (size_t)vocab->size * sizeof(float));
+    free(emb);
+    free(all);
+}
+
 const char *remap_describe(const SoftmaxRemap *r, char *buf, size_t size) {
     char fit[96];
     if (r->added == 0) snprintf(fit, sizeof fit, "none");

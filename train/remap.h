@@ -28,6 +28,9 @@ int remap_load_softmax(BilmModel *m, const char *path, const Vocab *vocab, const
 int remap_load_softmax_accumulators(const BilmModel *m, const char *path, const Vocab *vocab, const char *init_vocab,
                                     float *acc_W, float *acc_b);
 
+/* Every row of m's softmax set to its token's embedding, the biases to 0 (a start for a
+ * softmax the file does not have: train --softmax-init embeddings). */
+void remap_softmax_from_embeddings(BilmModel *m, const Vocab *vocab);
 /* "softmax: N rows kept, N new (...), N dropped" into buf. */
 const char *remap_describe(const SoftmaxRemap *r, char *buf, size_t size);
 
