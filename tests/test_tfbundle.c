@@ -241,6 +241,7 @@ typedef struct {
 } Buf;
 
 static void put(Buf *b, const void *data, size_t n) {
+    if (n == 0) return;
     if (b->n + n > b->cap) {
         b->cap = 2 * (b->n + n) + 64;
         b->p = realloc(b->p, b->cap);
