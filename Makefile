@@ -47,7 +47,7 @@ endif
 CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) -fopenmp -Wall -Wextra -Wshadow \
            -Wno-unused-parameter -MMD -MP -Isrc -Itrain -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
 LDFLAGS := $(OPT) $(SAN_LDFLAGS) -fopenmp
-LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lz -lm
+LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lsnappy -lz -lm
 
 # Three layers, each including only itself and the layers below it (scripts/check-layers.sh):
 # src/ the biLM, train/ what training adds, tools/ the commands and corpus preparation.

@@ -4,7 +4,7 @@
 set -eu
 
 PACKAGES="build-essential pkg-config libopenblas-dev libopenblas0-openmp libhdf5-dev \
-hdf5-tools libcjson-dev libcmocka-dev zlib1g-dev"
+hdf5-tools libcjson-dev libcmocka-dev zlib1g-dev libsnappy-dev"
 
 missing=""
 for p in $PACKAGES; do

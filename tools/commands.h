@@ -12,5 +12,6 @@ int cmd_dump_weights(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
+int cmd_import_tf(int argc, char **argv);
 
 #endif
