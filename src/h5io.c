@@ -150,14 +150,34 @@ hid_t h5io_dataset_plist(void) {
     return dcpl;
 }
 
+/* IEEE half precision (1 sign, 5 exponent, 10 mantissa bits, bias 15), little-endian:
+ * HDF5 1.10 has no predefined H5T_IEEE_F16, so it is derived from F32LE; h5py and numpy
+ * read it as float16 ('<f2'). The caller closes it. */
+static hid_t half_type(void) {
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (t < 0) return -1;
+    if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, 15) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
 int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
                       const float *data) {
+    return h5io_write_floats_as(file, path, name, rank, dims, data, 0);
+}
+
+int h5io_write_floats_as(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                         const float *data, int half) {
     if (h5io_create_groups(file, name) < 0) return elmo_fail("%s: cannot create the groups of %s", path, name);
     hid_t dcpl = h5io_dataset_plist();
     hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t ds = H5Dcreate2(file, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t type = half ? half_type() : H5Tcopy(H5T_IEEE_F32LE);
+    hid_t ds = type < 0 ? -1 : H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     herr_t st = ds >= 0 ? H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : -1;
     if (ds >= 0 && H5Dclose(ds) < 0) st = -1;
+    if (type >= 0) H5Tclose(type);
     H5Sclose(space);
     H5Pclose(dcpl);
     if (st < 0) return elmo_fail("%s: cannot write dataset %s (disk full?)", path, name);

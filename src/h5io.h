@@ -33,6 +33,10 @@ int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, c
 /* Writes a float32 dataset, creating the groups of its path. */
 int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
                       const float *data);
+/* The same, stored as IEEE float16 ('<f2', what numpy calls float16) when half = 1: HDF5
+ * converts from float, rounding to nearest; beyond 65504 becomes infinite. */
+int h5io_write_floats_as(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                         const float *data, int half);
 /* Creates the missing groups on the path of `name` ("a/b/c" -> a, a/b), without
  * timestamps (files written twice with the same content are byte-identical). */
 int h5io_create_groups(hid_t file, const char *name);

@@ -6,7 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +308,207 @@ static void test_embed_vocab_errors(void **state) {
     assert_false(file_exists(output));
 }
 
+/* ------------------------------------------- embed's output choices (AllenNLP's elmo) */
+
+/* Runs embed on `in` with `extra` options into out; 0 on success. */
+static int embed_into(const char *in, const char *out, const char *extra) {
+    char args[4096], err[4096];
+    snprintf(args, sizeof args,
+             "embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet %s", opts, weights,
+             vocab, in, out, extra);
+    int rc = run_elmo(args, err, sizeof err);
+    if (rc != 0) print_error("embed %s: rc %d: %s\n", extra, rc, err);
+    return rc;
+}
+
+/* The lines of the test input, and what sentence_to_index must map each to. */
+static const char *const layer_lines[] = {"the cat sat", "", "on the mat .", "the  cat   sat", "say \"hi\" \\ ok",
+                                          "on the mat ."};
+static const char *const layer_texts[] = {"the cat sat", "", "on the mat .", "the cat sat", "say \"hi\" \\ ok",
+                                          "on the mat ."};
+static const int layer_first[] = {0, 1, 2, 0, 4, 2};
+#define N_LAYER_LINES 6
+
+static void write_layer_input(char *path, size_t size) {
+    char text[512] = "";
+    for (int i = 0; i < N_LAYER_LINES; i++) {
+        strcat(text, layer_lines[i]);
+        strcat(text, "\n");
+    }
+    write_text_file(tmp_path(path, size, "layers_in.txt"), text);
+}
+
+/* --layers top / average / a list against --layers all, computed here; --all, --top and
+ * --average as AllenNLP spells them. */
+static void test_embed_layer_choices(void **state) {
+    char in[512], all[512], top[512], avg[512], list[512], alias[512];
+    write_layer_input(in, sizeof in);
+    tmp_path(all, sizeof all, "layers_all.hdf5");
+    tmp_path(top, sizeof top, "layers_top.hdf5");
+    tmp_path(avg, sizeof avg, "layers_avg.hdf5");
+    tmp_path(list, sizeof list, "layers_list.hdf5");
+    tmp_path(alias, sizeof alias, "layers_alias.hdf5");
+    assert_int_equal(embed_into(in, all, "--layers all"), 0);
+    assert_int_equal(embed_into(in, top, "--layers top"), 0);
+    assert_int_equal(embed_into(in, avg, "--layers average"), 0);
+    assert_int_equal(embed_into(in, list, "--layers 2,0"), 0);
+    assert_int_equal(embed_into(in, alias, "--average"), 0);
+    const int L1 = 3, W = 16;
+    for (int s = 0; s < N_LAYER_LINES; s++) {
+        char name[16];
+        snprintf(name, sizeof name, "%d", s);
+        int rank;
+        size_t da[4], dt[4], dm[4], dl[4], dx[4];
+        float *a = read_dataset(all, name, &rank, da);
+        assert_non_null(a);
+        assert_int_equal(rank, 3);
+        assert_int_equal(da[0], L1);
+        const size_t n = da[1], layer = n * W;
+        float *t = read_dataset(top, name, &rank, dt);
+        assert_non_null(t);
+        assert_int_equal(rank, 2);
+        assert_int_equal(dt[0], n);
+        assert_int_equal(dt[1], W);
+        float *m = read_dataset(avg, name, &rank, dm);
+        assert_non_null(m);
+        assert_int_equal(rank, 2);
+        assert_int_equal(dm[0], n);
+        float *l = read_dataset(list, name, &rank, dl);
+        assert_non_null(l);
+        assert_int_equal(rank, 3);
+        assert_int_equal(dl[0], 2);
+        assert_int_equal(dl[1], n);
+        float *x = read_dataset(alias, name, &rank, dx);
+        assert_non_null(x);
+        assert_int_equal(rank, 2);
+        /* top = layer L, bit for bit; the list = layers 2 then 0, bit for bit */
+        assert_true(max_abs_diff(t, a + 2 * layer, layer) == 0.0);
+        assert_true(max_abs_diff(l, a + 2 * layer, layer) == 0.0);
+        assert_true(max_abs_diff(l + layer, a, layer) == 0.0);
+        assert_true(max_abs_diff(x, m, layer) == 0.0);
+        /* average = mean of the three layers, within float rounding */
+        double worst = 0;
+        for (size_t i = 0; i < layer; i++) {
+            const double mean = ((double)a[i] + a[layer + i] + a[2 * layer + i]) / 3.0;
+            const double scale = fabs(a[i]) + fabs(a[layer + i]) + fabs(a[2 * layer + i]);
+            const double err = fabs(m[i] - mean) / (scale > 1e-30 ? scale : 1e-30);
+            if (err > worst) worst = err;
+        }
+        if (worst > 4e-7) print_error("sentence %d: average off the mean by %g (relative)\n", s, worst);
+        assert_true(worst <= 4e-7);
+        if (s == 2) assert_true(n == 4 && max_abs_diff(m, a, layer) > 1e-3); /* not just layer 0 */
+        free(a), free(t), free(m), free(l), free(x);
+    }
+}
+
+/* --dtype float16: IEEE half ('<f2' to h5py), each value within half a float16 step of
+ * the float32 output (relative 2^-11; absolute 2^-25 in the subnormal range). */
+static void test_embed_float16(void **state) {
+    char in[512], f32[512], f16[512], v32[512], v16[512], args[4096], err[4096];
+    write_layer_input(in, sizeof in);
+    tmp_path(f32, sizeof f32, "dtype32.hdf5");
+    tmp_path(f16, sizeof f16, "dtype16.hdf5");
+    assert_int_equal(embed_into(in, f32, "--dtype float32"), 0);
+    assert_int_equal(embed_into(in, f16, "--dtype float16"), 0);
+    tmp_path(v32, sizeof v32, "vocab32.hdf5");
+    tmp_path(v16, sizeof v16, "vocab16.hdf5");
+    const char *vouts[2] = {v32, v16}, *vtypes[2] = {"float32", "float16"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "embed-vocab --options '%s' --weights '%s' --vocab '%s' --output '%s' --dtype %s",
+                 opts, weights, vocab, vouts[i], vtypes[i]);
+        assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    }
+    const char *files[2][2] = {{f32, f16}, {v32, v16}};
+    for (int k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "2" : "embedding";
+        hid_t file;
+        assert_int_equal(h5io_open_read(files[k][1], &file), 0);
+        hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
+        hid_t type = H5Dget_type(ds);
+        size_t spos, epos, esize, mpos, msize;
+        assert_int_equal(H5Tget_class(type), H5T_FLOAT);
+        assert_int_equal(H5Tget_size(type), 2);
+        assert_int_equal(H5Tget_order(type), H5T_ORDER_LE);
+        assert_true(H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) >= 0);
+        assert_true(spos == 15 && epos == 10 && esize == 5 && mpos == 0 && msize == 10);
+        assert_int_equal(H5Tget_ebias(type), 15);
+        H5Tclose(type);
+        H5Dclose(ds);
+        H5Fclose(file);
+        int rank;
+        size_t d32[4], d16[4];
+        float *a = read_dataset(files[k][0], name, &rank, d32), *h = read_dataset(files[k][1], name, &rank, d16);
+        assert_non_null(a);
+        assert_non_null(h);
+        size_t n = 1;
+        for (int i = 0; i < rank; i++) {
+            assert_int_equal(d32[i], d16[i]);
+            n *= d32[i];
+        }
+        size_t bad = 0, changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            const double tol = fmax(ldexp(fabs(a[i]), -11), ldexp(1.0, -25));
+            if (fabs((double)h[i] - a[i]) > tol) {
+                if (!bad) print_error("%s %zu: float32 %.9g, float16 %.9g\n", name, i, a[i], h[i]);
+                bad++;
+            }
+            changed += h[i] != a[i];
+        }
+        assert_int_equal(bad, 0);
+        assert_true(changed > n / 2); /* really stored in 16 bits */
+        free(a);
+        free(h);
+    }
+}
+
+/* sentence_to_index: one JSON string mapping every line's text to its first index. */
+static void test_embed_sentence_to_index(void **state) {
+    char in[512], out[512];
+    write_layer_input(in, sizeof in);
+    tmp_path(out, sizeof out, "index.hdf5");
+    assert_int_equal(embed_into(in, out, "--batch-size 2"), 0);
+    hid_t file;
+    assert_int_equal(h5io_open_read(out, &file), 0);
+    char **s;
+    size_t n;
+    assert_int_equal(h5io_read_strings(file, out, "sentence_to_index", &s, &n), 0);
+    H5Fclose(file);
+    assert_int_equal(n, 1);
+    cJSON *map = cJSON_Parse(s[0]);
+    if (!map) print_error("not JSON: %s\n", s[0]);
+    assert_non_null(map);
+    assert_true(cJSON_IsObject(map));
+    assert_int_equal(cJSON_GetArraySize(map), 4); /* six lines, two repeated */
+    for (int i = 0; i < N_LAYER_LINES; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(map, layer_texts[i]);
+        if (!v) print_error("line %d '%s' missing from %s\n", i, layer_texts[i], s[0]);
+        assert_non_null(v);
+        assert_true(cJSON_IsString(v));
+        char want[16];
+        snprintf(want, sizeof want, "%d", layer_first[i]);
+        assert_string_equal(v->valuestring, want);
+    }
+    cJSON_Delete(map);
+    h5io_free_strings(s, n);
+}
+
+/* Bad --layers and --dtype values: one line naming the option, exit 2, no output. */
+static void test_embed_bad_choices(void **state) {
+    const char *bad[] = {"--layers bottom", "--layers 0,,1", "--layers 1,", "--layers -1", "--layers 3",
+                         "--layers 0,x", "--dtype float64", "--dtype ''"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_embed_failure(opts, weights, vocab, input, strncmp(bad[i], "--layers", 8) == 0 ? "--layers" : "--dtype",
+                             bad[i]);
+    char args[4096], err[4096];
+    snprintf(args, sizeof args, "embed-vocab --options '%s' --weights '%s' --vocab '%s' --output '%s' --dtype half",
+             opts, weights, vocab, output);
+    remove(output);
+    assert_int_equal(run_elmo(args, err, sizeof err), 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "--dtype"));
+    assert_false(file_exists(output));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_run),
@@ -320,6 +523,10 @@ int main(void) {
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_n_characters_note),
         cmocka_unit_test(test_embed_vocab_errors),
+        cmocka_unit_test(test_embed_layer_choices),
+        cmocka_unit_test(test_embed_float16),
+        cmocka_unit_test(test_embed_sentence_to_index),
+        cmocka_unit_test(test_embed_bad_choices),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

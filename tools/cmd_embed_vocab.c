@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chars.h"
 #include "cli.h"
@@ -14,8 +15,8 @@
 
 static const char embed_vocab_help[] =
     "usage: elmo embed-vocab --options FILE --weights FILE --vocab FILE --output OUT.hdf5\n"
-    "                        [--threads N]\n\n"
-    "Writes OUT.hdf5 with the float32 dataset \"embedding\" of shape (V, P): row k is the\n"
+    "                        [--dtype float32|float16] [--threads N]\n\n"
+    "Writes OUT.hdf5 with the dataset \"embedding\" of shape (V, P): row k is the\n"
     "context-free token embedding of line k of the vocabulary (the char-CNN, highway and\n"
     "projection applied to the word alone; <S> and </S> use the sentence-marker characters).\n"
     "This is the file bilm-tf's dump_token_embeddings writes.\n\n"
@@ -23,17 +24,19 @@ static const char embed_vocab_help[] =
     "  --weights FILE   weight file in the released HDF5 layout\n"
     "  --vocab FILE     vocabulary, one token a line (must contain <S> and </S>)\n"
     "  --output FILE    HDF5 file to write (replaced atomically when complete)\n"
+    "  --dtype TYPE     float32 (default) or float16 (IEEE half, rounded to nearest)\n"
     "  --threads N      threads (default: all cores)\n";
 
 #define VOCAB_CHUNK 4096
 
 int cmd_embed_vocab(int argc, char **argv) {
     const char *options_path = NULL, *weights_path = NULL, *vocab_path = NULL, *output = NULL;
-    int threads = 0;
+    int threads = 0, half = 0;
     static const struct option longopts[] = {
         {"options", required_argument, 0, 'o'}, {"weights", required_argument, 0, 'w'},
         {"vocab", required_argument, 0, 'v'},   {"output", required_argument, 0, 'O'},
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"dtype", required_argument, 0, 256},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -43,6 +46,11 @@ int cmd_embed_vocab(int argc, char **argv) {
         case 'v': vocab_path = optarg; break;
         case 'O': output = optarg; break;
         case 't': threads = (int)cli_int("--threads", optarg, 1, 1024); break;
+        case 256:
+            if (strcmp(optarg, "float32") == 0) half = 0;
+            else if (strcmp(optarg, "float16") == 0) half = 1;
+            else elmo_die("--dtype: expected float32 or float16, got '%s'", optarg);
+            break;
         case 'h': fputs(embed_vocab_help, stdout); return 0;
         default: fputs(embed_vocab_help, stderr); return ELMO_EXIT_FAILURE;
         }
@@ -75,7 +83,7 @@ int cmd_embed_vocab(int argc, char **argv) {
     int rc = h5io_create(pending.tmp, &file);
     if (rc == 0) {
         hsize_t dims[2] = {(hsize_t)V, (hsize_t)P};
-        rc = h5io_write_floats(file, output, "embedding", 2, dims, emb);
+        rc = h5io_write_floats_as(file, output, "embedding", 2, dims, emb, half);
         if (h5io_close(file, output) < 0) rc = -1;
     }
     if (rc == 0) rc = pending_commit(&pending);

@@ -7,6 +7,7 @@
 
 int cmd_embed(int argc, char **argv);
 int cmd_embed_vocab(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_dump_weights(int argc, char **argv);
 int cmd_vocab(int argc, char **argv);

@@ -26,6 +26,7 @@ static const Command commands[] = {
     {"dump-weights", cmd_dump_weights, "a checkpoint as a released weight file + options.json"},
     {"embed", cmd_embed, "contextual embeddings of tokenized sentences (bilm-tf dump_bilm_embeddings)"},
     {"embed-vocab", cmd_embed_vocab, "token embeddings of a vocabulary (bilm-tf dump_token_embeddings)"},
+    {"score", cmd_score, "log-probability and perplexity of each sentence of a file (full softmax)"},
     {"import-tf", cmd_import_tf, "a TensorFlow checkpoint of bilm-tf as an HDF5 model (no TensorFlow needed)"},
     {"bench", cmd_bench, "speed of training steps and prediction on random weights and data"},
 };
