@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "common.h"
+#include "remap.h"
 #include "predictor.h"
 #include "sentences.h"
 #include "softmax.h"
@@ -49,7 +50,9 @@ static const char score_help[] =
     "  --stateless        every sentence from zero LSTM state (default: stateful as embed: row r\n"
     "                     of a batch continues from row r of the previous batch)\n"
     "  --batch-size N     sentences per batch (default 64)\n"
-    "  --threads N        threads (default: all cores)\n";
+    "  --threads N        threads (default: all cores)\n"
+    "  --init-vocab FILE  the vocabulary the softmax was trained with, for a file that does not\n"
+    "                     store it; the rows are matched to --vocab by token\n";
 
 /* A prediction model and its softmax. Kept in one function so that another way of
  * matching softmax rows to the vocabulary (by token) can replace it. */
@@ -60,7 +63,7 @@ typedef struct {
 } ScoringModel;
 
 static void load_scoring_model(ScoringModel *sm, const char *options_path, const char *weights_path,
-                               const char *vocab_path) {
+                               const char *vocab_path, const char *init_vocab) {
     if (options_load(&sm->opt, options_path) < 0) elmo_die_last();
     if (vocab_load(&sm->vocab, vocab_path, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK) < 0) elmo_die_last();
     long rows;
@@ -69,11 +72,16 @@ static void load_scoring_model(ScoringModel *sm, const char *options_path, const
         elmo_die("%s: no softmax/W: scoring needs a checkpoint with its softmax (released weight files "
                  "have none)",
                  weights_path);
-    if (rows != sm->vocab.size)
-        elmo_die("%s: softmax/W has %ld rows but %s has %d tokens", weights_path, rows, vocab_path,
-                 sm->vocab.size);
+    /* the softmax's rows matched to --vocab by token (train/remap.h) */
     model_init_layout(&sm->model, &sm->opt, sm->vocab.size);
-    if (model_load(&sm->model, weights_path) < 0) elmo_die_last();
+    SoftmaxRemap remap;
+    if (model_load_bilm(&sm->model, weights_path) < 0 ||
+        remap_load_softmax(&sm->model, weights_path, &sm->vocab, init_vocab, &remap) < 0)
+        elmo_die_last();
+    if (remap.added || remap.dropped) {
+        char line[256];
+        elmo_note("%s: %s", weights_path, remap_describe(&remap, line, sizeof line));
+    }
 }
 
 static void free_scoring_model(ScoringModel *sm) {
@@ -111,13 +119,15 @@ static double logprob_sum(const BilmModel *m, const float *x, const int32_t *tar
 
 int cmd_score(int argc, char **argv) {
     const char *options_path = NULL, *weights_path = NULL, *save_dir = NULL, *vocab_path = NULL, *input = NULL;
+    const char *init_vocab = NULL;
     int batch_size = 64, stateless = 0, threads = 0;
-    enum { O_OPTIONS = 256, O_WEIGHTS, O_SAVE, O_VOCAB, O_INPUT, O_STATELESS, O_BATCH, O_THREADS };
+    enum { O_OPTIONS = 256, O_WEIGHTS, O_SAVE, O_VOCAB, O_INPUT, O_STATELESS, O_BATCH, O_THREADS, O_INIT_VOCAB };
     static const struct option longopts[] = {
         {"options", required_argument, 0, O_OPTIONS}, {"weights", required_argument, 0, O_WEIGHTS},
         {"save-dir", required_argument, 0, O_SAVE},   {"vocab", required_argument, 0, O_VOCAB},
         {"input", required_argument, 0, O_INPUT},     {"stateless", no_argument, 0, O_STATELESS},
         {"batch-size", required_argument, 0, O_BATCH}, {"threads", required_argument, 0, O_THREADS},
+        {"init-vocab", required_argument, 0, O_INIT_VOCAB},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -130,6 +140,7 @@ int cmd_score(int argc, char **argv) {
         case O_STATELESS: stateless = 1; break;
         case O_BATCH: batch_size = (int)cli_int("--batch-size", optarg, 1, 1 << 16); break;
         case O_THREADS: threads = (int)cli_int("--threads", optarg, 1, 1024); break;
+        case O_INIT_VOCAB: init_vocab = optarg; break;
         case 'h': fputs(score_help, stdout); return 0;
         default: fputs(score_help, stderr); return ELMO_EXIT_FAILURE;
         }
@@ -151,7 +162,7 @@ int cmd_score(int argc, char **argv) {
     elmo_set_threads(threads);
 
     ScoringModel sm;
-    load_scoring_model(&sm, options_path, weights_path, vocab_path);
+    load_scoring_model(&sm, options_path, weights_path, vocab_path, init_vocab);
     const ElmoOptions *o = &sm.opt;
     const int P = o->proj_dim, L = o->n_layers, bidirectional = o->bidirectional;
 
