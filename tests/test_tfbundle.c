@@ -662,6 +662,33 @@ static void check_import(Generation gen) {
     assert_int_equal(dims[2], 16);
     free(x);
 
+    /* train --init-from --keep-optimizer continues bilm-tf's Adagrad state on new text */
+    char corpus[2048], save[2048];
+    snprintf(corpus, sizeof corpus, "%s/corpus.txt", dir);
+    write_text_file(corpus, "the cat sat on a mat\na mat sat on the cat\n");
+    snprintf(save, sizeof save, "%s/tuned", dir);
+    snprintf(args, sizeof args,
+             "train --options '%s' --init-from '%s' --keep-optimizer --train-prefix '%s' --vocab '%s' --save-dir '%s' "
+             "--n-train-tokens 2560 --max-batches 1 --warmup-softmax 0",
+             opts, out, corpus, vocab, save);
+    if (run_elmo(args, err, sizeof err) != 0) fail_msg("train --keep-optimizer: %s", err);
+    assert_non_null(strstr(err, "Adagrad accumulators kept"));
+    char tuned[2300];
+    snprintf(tuned, sizeof tuned, "%s/model.ckpt-1.hdf5", save);
+    {
+        int r;
+        size_t d[8];
+        float *acc = read_dataset(tuned, "training/adagrad/char_embed", &r, d);
+        assert_non_null(acc);
+        int above_one = 0;
+        for (size_t i = 0; i < m.entries[0].size; i++) {
+            assert_true(acc[i] >= accum[m.entries[0].offset + i]); /* acc += g^2 from the imported value */
+            above_one += accum[m.entries[0].offset + i] != 1.0f;
+        }
+        assert_true(above_one > 0);
+        free(acc);
+    }
+
     /* --raw: every numeric tensor under its TF name; a tensor that is also a folder as
      * NAME/.value */
     snprintf(args, sizeof args, "import-tf --checkpoint '%s' --raw --output '%s/raw.hdf5'", prefix, dir);
