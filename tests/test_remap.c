@@ -240,6 +240,20 @@ static void test_softmax_warmup(void **state) {
     snprintf(args, sizeof args, "train --options '%s' --train-prefix '%s' --vocab '%s' --save-dir '%s' --max-batches 4 "
              "--n-train-tokens 1000", opts, corpus, vocab, save);
     assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    /* an export with its softmax keeps the vocabulary; eval with another vocabulary matches
+     * its rows by token */
+    char with_softmax[600], other_vocab[512];
+    snprintf(with_softmax, sizeof with_softmax, "%s/warm_export/with_softmax.hdf5", test_tmpdir());
+    snprintf(args, sizeof args, "dump-weights --save-dir '%s' --with-softmax --output '%s'", save, with_softmax);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    f = fopen(tmp_path(other_vocab, sizeof other_vocab, "warm_vocab_other.txt"), "w");
+    fprintf(f, "<S>\n</S>\n<UNK>\nmat\na\non\nsat\ncat\nthe\ndog\n");
+    fclose(f);
+    snprintf(args, sizeof args, "eval --weights '%s' --options '%s/warm_export/options.json' --test-prefix '%s' "
+             "--vocab '%s' --quiet --batch-size 4", with_softmax, test_tmpdir(), corpus, other_vocab);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "softmax rows matched by token: 9 kept, 1 new"));
+    assert_non_null(strstr(err, "3 dropped"));
     snprintf(released, sizeof released, "%s/warm_released.hdf5", test_tmpdir());
     snprintf(args, sizeof args, "dump-weights --save-dir '%s' --output '%s'", save, released);
     assert_int_equal(run_elmo(args, err, sizeof err), 0);
