@@ -47,10 +47,10 @@ static const char train_help[] =
     "  --init-vocab FILE       the vocabulary the file's softmax was trained with, when the file\n"
     "                          does not store it (rows are never matched by position)\n"
     "  --keep-optimizer        keep the file's Adagrad accumulators (bilm-tf's restart.py)\n"
-    "  --softmax-init fresh|embeddings  a softmax the file lacks starts as a new model's (fresh,\n"
-    "                          the default) or with each row its token's embedding\n"
-    "  --warmup-softmax N      the first N batches update only the softmax (default: 100 when the\n"
-    "                          file has no softmax for these tokens, else 0)\n"
+    "  --softmax-init embeddings|fresh  a softmax the file lacks starts with each row its token's\n"
+    "                          embedding (the default: measured far better) or as a new model's\n"
+    "  --warmup-softmax N      the first N batches update only the softmax, the biLM frozen\n"
+    "                          (default 0: on the Brown sample a warm-up made fine-tuning worse)\n"
     "  --lr-scale-pretrained F the learning rate of every layer but the softmax times F (default 1)\n"
     "  --restart DIR           resume the newest checkpoint of DIR exactly where it stopped, with\n"
     "                          every setting of the run; any option below overrides its setting\n"
@@ -74,9 +74,6 @@ static const char train_help[] =
     "  --ignore-memory-check   start even when the plan's memory exceeds what is available\n"
     "Small corpora (under ~10M tokens): bilm-tf's advice is few epochs and watching held-out\n"
     "perplexity: use --heldout-prefix with --patience and keep best.hdf5.\n";
-
-/* Batches of softmax-only warm-up when fine-tuning starts without a usable softmax. */
-#define DEFAULT_WARMUP 100
 
 /* The options whose value is a setting of the run (kept in its checkpoints). */
 enum {
@@ -122,6 +119,7 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
+    c->softmax_from_embeddings = 1;
     RunSettings *g = &c->given;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -371,12 +369,13 @@ int cmd_train(int argc, char **argv) {
             if (remap_load_softmax(&model, c.init_from, &vocab, c.init_vocab, &remap) < 0) elmo_die_last();
             char line[256];
             elmo_note("%s: weights loaded; %s", c.init_from, remap_describe(&remap, line, sizeof line));
-            if (!c.is_given[O_WARMUP] && remap.added > 0 && !remap.fitted) s.warmup_softmax = DEFAULT_WARMUP;
         } else {
+            /* measured on the Brown sample (docs/design.md section 6): rows from the token
+             * embeddings beat a fresh softmax by far, with or without a warm-up */
             if (c.softmax_from_embeddings) remap_softmax_from_embeddings(&model, &vocab);
-            elmo_note("%s: weights loaded; no softmax in the file: a fresh one%s", c.init_from,
-                      c.softmax_from_embeddings ? " (rows = the tokens' embeddings, --softmax-init embeddings)" : "");
-            if (!c.is_given[O_WARMUP]) s.warmup_softmax = DEFAULT_WARMUP;
+            elmo_note("%s: weights loaded; no softmax in the file: %s", c.init_from,
+                      c.softmax_from_embeddings ? "each row starts as its token's embedding (--softmax-init embeddings)"
+                                                : "a fresh one (--softmax-init fresh)");
         }
         if (s.warmup_softmax)
             elmo_note("train: the first %ld batches update only the softmax (--warmup-softmax), then all layers",
