@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <snappy-c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "common.h"
+#include "crc32c.h"
 
 #define TABLE_MAGIC 0xdb4775248b80fb57ull
 #define FOOTER_SIZE 48
@@ -31,36 +31,6 @@ struct TfBundle {
     TfTensor *tensors;
     int n, cap;
 };
-
-/* ------------------------------------------------------------------------------ CRC32C */
-
-static uint32_t crc_table[256];
-
-static void crc_init(void) {
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1; /* reflected Castagnoli */
-        crc_table[i] = c;
-    }
-}
-
-uint32_t tfb_crc32c_extend(uint32_t crc, const void *data, size_t n) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, crc_init);
-    const unsigned char *p = data;
-    uint32_t c = ~crc;
-    for (size_t i = 0; i < n; i++) c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return ~c;
-}
-
-uint32_t tfb_crc32c(const void *data, size_t n) { return tfb_crc32c_extend(0, data, n); }
-
-uint32_t tfb_crc32c_mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
-
-uint32_t tfb_crc32c_unmask(uint32_t masked) {
-    const uint32_t rot = masked - 0xa282ead8u;
-    return (rot >> 17) | (rot << 15);
-}
 
 /* ------------------------------------------------------------------- varints, protobuf */
 
@@ -197,8 +167,8 @@ static int read_block(const Table *t, uint64_t offset, uint64_t size, unsigned c
                          size);
     const unsigned char *blk = t->data + offset;
     const unsigned char type = blk[size];
-    const uint32_t stored = tfb_crc32c_unmask(get_le32(blk + size + 1));
-    const uint32_t actual = tfb_crc32c_extend(tfb_crc32c(blk, size), &type, 1);
+    const uint32_t stored = crc32c_unmask(get_le32(blk + size + 1));
+    const uint32_t actual = crc32c_extend(crc32c(blk, size), &type, 1);
     if (stored != actual)
         return elmo_fail("%s: block at offset %" PRIu64 ": CRC mismatch (stored %08x, computed %08x)", t->path,
                          offset, stored, actual);
@@ -470,7 +440,7 @@ static int read_bytes(TfBundle *b, const TfTensor *t, unsigned char **out) {
     }
     if (f) fclose(f);
     if (rc == 0) {
-        const uint32_t actual = tfb_crc32c(data, t->size), stored = tfb_crc32c_unmask(t->crc32c);
+        const uint32_t actual = crc32c(data, t->size), stored = crc32c_unmask(t->crc32c);
         if (actual != stored)
             rc = elmo_fail("%s: tensor %s: CRC mismatch (stored %08x, computed %08x)", path, t->name, stored, actual);
     }

@@ -58,11 +58,5 @@ int tfbundle_read_floats(TfBundle *b, const char *name, float *out, size_t n);
 /* Reads an int64 or int32 scalar (e.g. global_step). */
 int tfbundle_read_int64(TfBundle *b, const char *name, int64_t *out);
 
-/* CRC32C (Castagnoli), table-driven; tfb_crc32c("123456789") = 0xE3069283. */
-uint32_t tfb_crc32c_extend(uint32_t crc, const void *data, size_t n);
-uint32_t tfb_crc32c(const void *data, size_t n);
-/* LevelDB's masking of a stored CRC: ((crc >> 15) | (crc << 17)) + 0xa282ead8. */
-uint32_t tfb_crc32c_mask(uint32_t crc);
-uint32_t tfb_crc32c_unmask(uint32_t masked);
 
 #endif

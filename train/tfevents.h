@@ -24,14 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78) of data, continuing from crc (0 to
- * start): SSE4.2's crc32 instruction when the build targets it, else the table. */
-uint32_t crc32c_extend(uint32_t crc, const void *data, size_t n);
-static inline uint32_t crc32c(const void *data, size_t n) { return crc32c_extend(0, data, n); }
-/* The table-driven version, always compiled (the tests compare the two). */
-uint32_t crc32c_extend_portable(uint32_t crc, const void *data, size_t n);
-/* The masked form stored in TFRecord files. */
-static inline uint32_t crc32c_mask(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
+#include "crc32c.h"
 
 #define TFEVENTS_FILE_VERSION "brain.Event:2"
 
