@@ -259,3 +259,26 @@ void signals_stop_gracefully(void) {
 }
 
 int signals_stop_requested(void) { return stop_signal; }
+
+int file_make_dirs(const char *path) {
+    char *p = xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        struct stat st;
+        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
+            rc = elmo_fail("%s: cannot create directory: %s", p, strerror(errno));
+            break;
+        }
+        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            rc = elmo_fail("%s: not a directory", p);
+            break;
+        }
+        *s = saved;
+        if (!saved) break;
+    }
+    free(p);
+    return rc;
+}

@@ -11,6 +11,9 @@
 
 /* Reads the whole file (at most max_bytes) into a NUL-terminated buffer. */
 int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len);
+/* mkdir -p path: creates the directory and its missing parents; fails naming the first
+ * component that cannot be created or is not a directory. */
+int file_make_dirs(const char *path);
 /* Writes data to path atomically. */
 int file_write_atomic(const char *path, const void *data, size_t len);
 

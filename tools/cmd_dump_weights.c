@@ -1,6 +1,5 @@
 /* cmd_dump_weights.c - `elmo dump-weights`: a checkpoint as a released weight file (no
  * softmax, no training state) with its options.json (n_characters 262) next to it. */
-#include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -13,6 +12,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "common.h"
+#include "fileio.h"
 #include "h5io.h"
 
 static const char dump_help[] =
@@ -29,30 +29,6 @@ static const char dump_help[] =
     "  --with-softmax      keep softmax/W, softmax/b and the vocabulary of their rows (dataset\n"
     "                      vocab): a file to fine-tune from, evaluate or score, which readers\n"
     "                      of the released layout still load\n";
-
-/* mkdir -p dir. */
-static int make_dirs(const char *dir) {
-    char *p = xstrdup(dir);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        const char saved = *s;
-        *s = '\0';
-        struct stat st;
-        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
-            rc = elmo_fail("%s: cannot create directory: %s", p, strerror(errno));
-            break;
-        }
-        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
-            rc = elmo_fail("%s: not a directory", p);
-            break;
-        }
-        *s = saved;
-        if (!saved) break;
-    }
-    free(p);
-    return rc;
-}
 
 int cmd_dump_weights(int argc, char **argv) {
     const char *save_dir = NULL, *checkpoint = NULL, *output = NULL;
@@ -110,7 +86,7 @@ int cmd_dump_weights(int argc, char **argv) {
     if (model_load(&model, checkpoint) < 0) elmo_die_last();
     /* created first, so that the check below sees the directory the files will go to
      * (a path such as DIR/new/.. is DIR itself) */
-    if (make_dirs(out_dir) < 0) elmo_die_last();
+    if (file_make_dirs(out_dir) < 0) elmo_die_last();
     char real_in[PATH_MAX], real_out[PATH_MAX];
     if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
         elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",

@@ -35,30 +35,6 @@
 
 /* --------------------------------------------------------------- the output directory */
 
-/* mkdir -p */
-static int make_dirs(const char *path) {
-    char *p = xstrdup(path);
-    int rc = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        struct stat st;
-        if (mkdir(p, 0777) < 0 && errno != EEXIST) {
-            rc = elmo_fail("%s: cannot create directory: %s", p, strerror(errno));
-            break;
-        }
-        if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
-            rc = elmo_fail("%s: not a directory", p);
-            break;
-        }
-        *s = saved;
-        if (!saved) break;
-    }
-    free(p);
-    return rc;
-}
-
 static char *join_path(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *s = xmalloc(n);
@@ -486,7 +462,7 @@ static int second_pass(Sharder *s, const char *train_dir, const char *heldout_di
         }
     }
     if (held->lines == 0) return 0;
-    if (make_dirs(heldout_dir) < 0) return -1;
+    if (file_make_dirs(heldout_dir) < 0) return -1;
     return write_heldout(s, heldout_dir, limit);
 }
 
@@ -512,7 +488,7 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
         elmo_fail("%s already holds shard files (%s, ...); --force replaces them", o->output_dir, earlier.paths[0]);
         goto done;
     }
-    if (ensure_open_files(o->n_shards) < 0 || make_dirs(train_dir) < 0) goto done;
+    if (ensure_open_files(o->n_shards) < 0 || file_make_dirs(train_dir) < 0) goto done;
     rng_seed(&s.rng, o->seed);
     s.deal = xmalloc((size_t)o->n_shards * sizeof *s.deal);
     for (int i = 0; i < o->n_shards; i++) s.deal[i] = i;
