@@ -2,12 +2,14 @@
 # `make bench` first install any missing Debian package (scripts/install-deps.sh).
 #
 # Switches:  DEBUG=1 (-O0 -g)   SANITIZE=1 (address + undefined behaviour; any report aborts)
+#            NATIVE=0 (no -march=native: code valgrind can decode; make memcheck uses it)
 #            BUILD=DIR (objects, libelmo.a, test programs; default build)
 #            BIN=DIR (elmo itself, default bin): give a switched build its own folders,
 #            e.g. make test SANITIZE=1 BUILD=build/sanitize BIN=build/sanitize/bin (.ci/run)
 CC       ?= gcc
 DEBUG    ?= 0
 SANITIZE ?= 0
+NATIVE   ?= 1
 BUILD    ?= build
 BIN      ?= bin
 # Where the reference fixtures live (tests read them in place, never copy them).
@@ -36,6 +38,9 @@ ifeq ($(DEBUG),1)
 else
   OPT := -O3 -march=native -fno-trapping-math -g
 endif
+ifeq ($(NATIVE),0)
+  OPT := $(filter-out -march=native,$(OPT))
+endif
 SAN_LDFLAGS :=
 ifeq ($(SANITIZE),1)
   OPT += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -63,7 +68,7 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(BUILD)/tests/testutil.o $(BUILD)/tests/naive.o
 
-.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus clean
+.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus memcheck clean
 # Keep the test objects (make would otherwise delete them as intermediates, rebuilding
 # them next time and ending `make test` with an rm line).
 .SECONDARY:
@@ -113,6 +118,11 @@ bench: deps
 	@$(MAKE) --no-print-directory run-bench
 run-bench: $(ELMO)
 	@ELMO=$(ELMO) sh scripts/bench.sh
+
+# valgrind memcheck of short runs of every command, on a build valgrind can decode
+memcheck: deps
+	@$(MAKE) --no-print-directory NATIVE=0 BUILD=build/memcheck BIN=build/memcheck/bin build/memcheck/bin/elmo
+	@sh scripts/memcheck.sh build/memcheck/bin/elmo
 
 bench-corpus: deps
 	@$(MAKE) --no-print-directory run-bench-corpus
