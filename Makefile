@@ -68,7 +68,7 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL := $(BUILD)/tests/testutil.o $(BUILD)/tests/naive.o
 
-.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus memcheck clean
+.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus memcheck faults clean
 # Keep the test objects (make would otherwise delete them as intermediates, rebuilding
 # them next time and ending `make test` with an rm line).
 .SECONDARY:
@@ -118,6 +118,11 @@ bench: deps
 	@$(MAKE) --no-print-directory run-bench
 run-bench: $(ELMO)
 	@ELMO=$(ELMO) sh scripts/bench.sh
+
+# the fault campaign: kills, signals, a busy directory, full disks (FAULTS_KILLS=20 ...)
+faults: deps
+	@$(MAKE) --no-print-directory $(ELMO)
+	@sh tests/faults.sh $(ELMO)
 
 # valgrind memcheck of short runs of every command, on a build valgrind can decode
 memcheck: deps

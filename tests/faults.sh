@@ -1,0 +1,171 @@
+#!/bin/sh
+# `make faults`: a fault campaign against `elmo train` and the writing commands.
+#   - kill -9 at FAULTS_KILLS (default 20) random moments of a short training run (its
+#     checkpoints are made slow by a 21k-word vocabulary), each run continued with --restart
+#     until done: the final checkpoint must equal an uninterrupted run's byte for byte, and
+#     no temporary file may be left;
+#   - SIGTERM / SIGINT at FAULTS_SIGNALS (default 6) random moments: exit 143 / 130 with a
+#     checkpoint, then an exact resume;
+#   - a second run on a directory in use is refused;
+#   - a full disk (ulimit -f) for train, embed, vocab, shard and dump-weights: exit 2 with
+#     one line, the earlier result intact, and a resume once there is room.
+# One summary line; exit 1 on any miss. usage: tests/faults.sh [ELMO_BINARY]
+set -u
+cd "$(dirname "$0")/.."
+ELMO=${1:-bin/elmo}
+KILLS=${FAULTS_KILLS:-20}
+SIGNALS=${FAULTS_SIGNALS:-6}
+work=$(mktemp -d "${TMPDIR:-/tmp}/elmo-faults.XXXXXX") || exit 2
+trap 'rm -rf "$work"' EXIT
+
+injected=0
+survived=0
+miss() {
+    echo "faults: MISS: $*"
+}
+ok() {
+    survived=$((survived + 1))
+}
+
+# the run: a small model, the Brown vocabulary (slow checkpoints), 60 batches
+zcat data/brown/train/shard-00000.txt.gz | head -3000 > "$work/train.txt"
+cat > "$work/options.json" <<'EOF'
+{"char_cnn": {"activation": "relu", "embedding": {"dim": 4}, "filters": [[1, 8], [2, 8], [3, 16]],
+  "max_characters_per_token": 16, "n_characters": 261, "n_highway": 1},
+ "lstm": {"cell_clip": 3, "dim": 64, "n_layers": 2, "proj_clip": 3, "projection_dim": 32, "use_skip_connections": true},
+ "batch_size": 16, "unroll_steps": 10, "n_negative_samples_batch": 64, "n_epochs": 1}
+EOF
+train_args="--options $work/options.json --train-prefix $work/train.txt --vocab data/brown/vocab.txt
+    --n-train-tokens 9600 --checkpoint-every 4 --log-every 0 --threads 1 --seed 7"
+final=model.ckpt-60.hdf5
+
+start=$(date +%s%N)
+# shellcheck disable=SC2086
+"$ELMO" train $train_args --save-dir "$work/reference" 2>"$work/reference.err" ||
+    { echo "faults: the reference run failed: $(tail -1 "$work/reference.err")"; exit 1; }
+run_seconds=$(awk -v a="$start" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+
+# finish DIR: --restart until the run is complete (a kill before the first checkpoint
+# leaves nothing to restart: start it again)
+finish() {
+    dir=$1
+    for attempt in 1 2 3 4 5; do
+        if ls "$dir"/model.ckpt-*.hdf5 >/dev/null 2>&1; then
+            "$ELMO" train --restart "$dir" 2>"$dir.finish.err" && return 0
+        else
+            # shellcheck disable=SC2086
+            "$ELMO" train $train_args --save-dir "$dir" 2>"$dir.finish.err" && return 0
+        fi
+    done
+    return 1
+}
+
+# a random delay in [0, run_seconds) seconds
+random_delay() {
+    awk -v max="$run_seconds" -v seed="$1" 'BEGIN { srand(seed); printf "%.3f", rand() * max }'
+}
+
+# 1. kill -9 at random moments
+i=0
+while [ $i -lt "$KILLS" ]; do
+    i=$((i + 1))
+    dir="$work/kill-$i"
+    delay=$(random_delay $i)
+    # shellcheck disable=SC2086
+    "$ELMO" train $train_args --save-dir "$dir" 2>"$dir.err" &
+    pid=$!
+    sleep "$delay"
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    injected=$((injected + 1))
+    if ! finish "$dir"; then
+        miss "kill -9 after ${delay}s: the run could not be finished: $(tail -1 "$dir.finish.err")"
+    elif ! cmp -s "$work/reference/$final" "$dir/$final"; then
+        miss "kill -9 after ${delay}s: the final checkpoint differs from the uninterrupted run's"
+    elif ls "$dir" | grep -q '\.tmp\.'; then
+        miss "kill -9 after ${delay}s: temporary files left: $(ls "$dir" | grep '\.tmp\.' | tr '\n' ' ')"
+    else
+        ok
+    fi
+done
+
+# 2. SIGTERM / SIGINT: a checkpoint of the batch reached, exit 128 + signal, exact resume
+i=0
+while [ $i -lt "$SIGNALS" ]; do
+    i=$((i + 1))
+    dir="$work/signal-$i"
+    if [ $((i % 2)) -eq 0 ]; then sig=INT; code=130; else sig=TERM; code=143; fi
+    delay=$(random_delay $((100 + i)))
+    # shellcheck disable=SC2086
+    "$ELMO" train $train_args --save-dir "$dir" 2>"$dir.err" &
+    pid=$!
+    sleep "$delay"
+    kill -$sig $pid 2>/dev/null
+    wait $pid
+    rc=$?
+    injected=$((injected + 1))
+    if [ $rc -ne $code ] && [ $rc -ne 0 ]; then
+        miss "SIG$sig after ${delay}s: exit $rc (expected $code, or 0 when already done)"
+    elif [ $rc -eq $code ] && ! grep -q "resume with: elmo train --restart" "$dir.err"; then
+        miss "SIG$sig after ${delay}s: no resume command printed"
+    elif ! finish "$dir" || ! cmp -s "$work/reference/$final" "$dir/$final"; then
+        miss "SIG$sig after ${delay}s: the resumed run does not end byte-identical"
+    else
+        ok
+    fi
+done
+
+# 3. a second run on a directory in use
+dir="$work/busy"
+# shellcheck disable=SC2086
+"$ELMO" train $train_args --save-dir "$dir" 2>"$dir.err" &
+pid=$!
+while ! grep -q 'to go at' "$dir.err" 2>/dev/null; do sleep 0.05; done
+injected=$((injected + 1))
+if "$ELMO" train --restart "$dir" 2>"$dir.second.err"; then
+    miss "a second --restart on a directory in use was not refused"
+elif ! grep -q "$pid" "$dir.second.err"; then
+    miss "the refusal of a second run does not name the running process: $(cat "$dir.second.err")"
+else
+    ok
+fi
+wait $pid
+
+# 4. a full disk: one line, exit 2, the earlier result intact, then room again
+full_disk() { # name, the file whose earlier content must survive, command...
+    name=$1
+    keep=$2
+    shift 2
+    cp "$keep" "$work/$name.before" 2>/dev/null
+    injected=$((injected + 1))
+    (trap '' XFSZ; ulimit -f 64; exec "$@") >/dev/null 2>"$work/$name.err"
+    rc=$?
+    lines=$(grep -c '^elmo: ' "$work/$name.err")
+    if [ $rc -ne 2 ] || [ "$lines" -ne 1 ]; then
+        miss "full disk, $name: exit $rc with $lines error lines (expected 2 and 1): $(tail -2 "$work/$name.err")"
+    elif [ -e "$work/$name.before" ] && ! cmp -s "$keep" "$work/$name.before"; then
+        miss "full disk, $name: the earlier $keep was damaged"
+    else
+        ok
+    fi
+}
+dir="$work/kill-1"
+full_disk train "$dir/$final" "$ELMO" train --restart "$dir" --n-epochs 2
+full_disk dump-weights "$work/export/weights.hdf5" "$ELMO" dump-weights --save-dir "$dir" --output "$work/export/weights.hdf5"
+"$ELMO" dump-weights --save-dir "$dir" --output "$work/export/weights.hdf5" 2>/dev/null
+echo "the cat sat on the mat" > "$work/sentences.txt"
+for n in $(seq 1 2000); do echo "the cat sat on the mat $n"; done >> "$work/sentences.txt"
+echo "an earlier result" > "$work/emb.hdf5"
+full_disk embed "$work/emb.hdf5" "$ELMO" embed --options "$work/export/options.json" --weights "$work/export/weights.hdf5" \
+    --vocab data/brown/vocab.txt --input "$work/sentences.txt" --output "$work/emb.hdf5" --quiet
+echo "an earlier vocabulary" > "$work/vocab.txt"
+zcat data/brown/train/*.txt.gz > "$work/brown.txt"
+full_disk vocab "$work/vocab.txt" "$ELMO" vocab --input "$work/brown.txt" --output "$work/vocab.txt" --quiet
+full_disk shard "$work/brown.txt" "$ELMO" shard --input "$work/brown.txt" --output-dir "$work/shards" --shards 2 --quiet
+if ls "$work/shards/train" 2>/dev/null | grep -q .; then miss "full disk, shard: a partial shard set was left"; fi
+injected=$((injected + 1))
+if "$ELMO" train --restart "$dir" --n-epochs 2 2>"$work/resume.err"; then ok; else
+    miss "the run did not resume once there was room: $(tail -1 "$work/resume.err")"; fi
+
+echo "faults: $injected injected, $survived survived, $((injected - survived)) missed"
+[ "$survived" -eq "$injected" ]
