@@ -10,6 +10,7 @@ CC       ?= gcc
 DEBUG    ?= 0
 SANITIZE ?= 0
 NATIVE   ?= 1
+FUZZ     ?= 0
 BUILD    ?= build
 BIN      ?= bin
 # Where the reference fixtures live (tests read them in place, never copy them).
@@ -38,6 +39,12 @@ ifeq ($(DEBUG),1)
 else
   OPT := -O3 -march=native -fno-trapping-math -g
 endif
+# make fuzz: the library instrumented for libFuzzer (with CC=clang; OpenMP through libgomp)
+ifeq ($(FUZZ),1)
+  OPT += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+  OMP := -fopenmp=libgomp
+endif
+OMP ?= -fopenmp
 ifeq ($(NATIVE),0)
   OPT := $(filter-out -march=native,$(OPT))
 endif
@@ -49,9 +56,9 @@ ifeq ($(SANITIZE),1)
   SAN_LDFLAGS := -static-libasan -static-libubsan
 endif
 
-CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) -fopenmp -Wall -Wextra -Wshadow \
+CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) $(OMP) -Wall -Wextra -Wshadow \
            -Wno-unused-parameter -MMD -MP -Isrc -Itrain -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
-LDFLAGS := $(OPT) $(SAN_LDFLAGS) -fopenmp
+LDFLAGS := $(OPT) $(SAN_LDFLAGS) $(OMP)
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lsnappy -lz -lm
 
 # Three layers, each including only itself and the layers below it (scripts/check-layers.sh):
@@ -66,9 +73,11 @@ LIB       := $(BUILD)/libelmo.a
 ELMO      := $(BIN)/elmo
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_UTIL := $(BUILD)/tests/testutil.o $(BUILD)/tests/naive.o
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_HARNESSES := $(filter-out tests/fuzz/fuzz_util.c,$(FUZZ_SRC))
+TEST_UTIL := $(BUILD)/tests/testutil.o $(BUILD)/tests/naive.o $(FUZZ_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus memcheck faults clean
+.PHONY: FORCE all deps test run-tests demo run-demo bench run-bench bench-corpus run-bench-corpus memcheck faults fuzz clean
 # Keep the test objects (make would otherwise delete them as intermediates, rebuilding
 # them next time and ending `make test` with an rm line).
 .SECONDARY:
@@ -118,6 +127,22 @@ bench: deps
 	@$(MAKE) --no-print-directory run-bench
 run-bench: $(ELMO)
 	@ELMO=$(ELMO) sh scripts/bench.sh
+
+# libFuzzer on every harness of tests/fuzz for FUZZ_SECONDS each (default 60); new inputs
+# worth keeping go to tests/fuzz/<harness>/, which make test replays
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@$(MAKE) --no-print-directory CC=clang FUZZ=1 BUILD=build/fuzz BIN=build/fuzz/bin build/fuzz/libelmo.a \
+	  $(FUZZ_SRC:%.c=build/fuzz/%.o)
+	@for h in $(FUZZ_HARNESSES:tests/fuzz/fuzz_%.c=%); do \
+	  clang -std=c11 -D_DEFAULT_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp=libgomp -DFUZZ_ENTRY \
+	    -Isrc -Itrain -Itools -Itests/fuzz -I$(BLAS_INCDIR) $(PKG_CFLAGS) -o build/fuzz/fuzz_$$h tests/fuzz/fuzz_$$h.c \
+	    build/fuzz/tests/fuzz/fuzz_util.o build/fuzz/libelmo.a $(LDLIBS) || exit 1; \
+	  mkdir -p tests/fuzz/$$h; \
+	  echo "== fuzz $$h for $(FUZZ_SECONDS) s"; \
+	  ./build/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix=tests/fuzz/$$h/crash- tests/fuzz/$$h 2>&1 | tail -3 || exit 1; \
+	done
 
 # the fault campaign: kills, signals, a busy directory, full disks (FAULTS_KILLS=20 ...)
 faults: deps

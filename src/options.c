@@ -28,7 +28,9 @@ static const cJSON *lookup(const cJSON *root, const char *dotted) {
 
 /* Sets a top-level key of the document (replacing it). */
 static void set_key(cJSON *root, const char *key, cJSON *item) {
-    if (cJSON_HasObjectItem(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, item);
+    /* cJSON_HasObjectItem ignores case: "Dropout" would be found, not replaced, and the
+     * new item leaked (found by make fuzz) */
+    if (cJSON_GetObjectItemCaseSensitive(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, item);
     else cJSON_AddItemToObject(root, key, item);
 }
 
