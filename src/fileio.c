@@ -1,6 +1,7 @@
 /* fileio.c - see fileio.h. */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -280,5 +281,56 @@ int file_make_dirs(const char *path) {
         if (!saved) break;
     }
     free(p);
+    return rc;
+}
+
+/* ------------------------------------------------ temporaries of processes that ended */
+
+/* The pid of a temporary's name "<name>.tmp.<digits>", 0 when it is none. */
+static long temporary_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    for (const char *next; (next = strstr(t + 1, ".tmp.")) != NULL;) t = next; /* the last one */
+    const char *d = t + 5;
+    if (*d < '1' || *d > '9' || strlen(d) > 9) return 0;
+    long pid = 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9') return 0;
+        pid = pid * 10 + (*d - '0');
+    }
+    return pid;
+}
+
+int file_remove_stale_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return 0;
+        return elmo_fail("%s: cannot list: %s", dir, strerror(errno));
+    }
+    const long self = (long)getpid();
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const long pid = temporary_pid(e->d_name);
+        if (pid <= 0 || pid == self) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to signal) */
+        size_t n = strlen(dir) + strlen(e->d_name) + 2;
+        char *path = xmalloc(n);
+        snprintf(path, n, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0) removed++;
+        free(path);
+    }
+    closedir(d);
+    if (removed)
+        elmo_note("%s: removed %d temporar%s left by processes that no longer exist", dir, removed,
+                  removed == 1 ? "y" : "ies");
+    return 0;
+}
+
+int file_remove_stale_temporaries_beside(const char *path) {
+    char *copy = xstrdup(path);
+    const int rc = file_remove_stale_temporaries(dirname(copy));
+    free(copy);
     return rc;
 }

@@ -73,4 +73,13 @@ int signals_stop_requested(void);
  * ends. *fd receives it (read and write). */
 int file_open_unnamed(const char *dir, int *fd);
 
+/* Removes from dir the temporaries "<name>.tmp.<pid>" (pending_begin's) whose process no
+ * longer exists (kill(pid, 0) fails with ESRCH), with one note saying how many; those of a
+ * live process, this one's included, are never touched. A dir that does not exist is
+ * nothing to clean. The pid is this machine's: on a directory shared between machines a
+ * temporary written from another one is taken for stale. */
+int file_remove_stale_temporaries(const char *dir);
+/* The same for the directory that holds the file path (an output file to be written). */
+int file_remove_stale_temporaries_beside(const char *path);
+
 #endif

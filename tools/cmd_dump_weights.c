@@ -86,7 +86,7 @@ int cmd_dump_weights(int argc, char **argv) {
     if (model_load(&model, checkpoint) < 0) elmo_die_last();
     /* created first, so that the check below sees the directory the files will go to
      * (a path such as DIR/new/.. is DIR itself) */
-    if (file_make_dirs(out_dir) < 0) elmo_die_last();
+    if (file_make_dirs(out_dir) < 0 || file_remove_stale_temporaries(out_dir) < 0) elmo_die_last();
     char real_in[PATH_MAX], real_out[PATH_MAX];
     if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
         elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",

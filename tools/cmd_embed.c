@@ -286,6 +286,7 @@ int cmd_embed(int argc, char **argv) {
     cli_require("--vocab", vocab_path, "embed");
     cli_require("--input", input, "embed");
     cli_require("--output", output, "embed");
+    if (file_remove_stale_temporaries_beside(output) < 0) elmo_die_last();
     elmo_set_threads(threads);
 
     PredictionModel pm;

@@ -60,6 +60,7 @@ int cmd_embed_vocab(int argc, char **argv) {
     cli_require("--weights", weights_path, "embed-vocab");
     cli_require("--vocab", vocab_path, "embed-vocab");
     cli_require("--output", output, "embed-vocab");
+    if (file_remove_stale_temporaries_beside(output) < 0) elmo_die_last();
     elmo_set_threads(threads);
 
     PredictionModel pm;

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "common.h"
+#include "fileio.h"
 #include "shard.h"
 #include "wordcount.h"
 
@@ -115,10 +116,21 @@ static void print_stats(const ShardOptions *o, const ShardStats *st) {
     printf("n_train_tokens: %llu\n", (unsigned long long)st->train_tokens);
 }
 
+/* Temporaries left in DIR, DIR/train and DIR/heldout by runs that ended early. */
+static void remove_stale_temporaries(const char *dir) {
+    const char *const sub[] = {"", "/train", "/heldout"};
+    char path[8192];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s%s", dir, sub[i]);
+        if (file_remove_stale_temporaries(path) < 0) elmo_die_last();
+    }
+}
+
 int cmd_shard(int argc, char **argv) {
     ShardOptions o;
     long min_count, max_size;
     parse_options(argc, argv, "shard", shard_help, 0, &o, &min_count, &max_size);
+    remove_stale_temporaries(o.output_dir);
     const double start = elmo_now();
     ShardStats st;
     if (shard_corpus(&o, NULL, &st) < 0) elmo_die_last();
@@ -134,6 +146,7 @@ int cmd_prepare(int argc, char **argv) {
     ShardOptions o;
     long min_count, max_size;
     parse_options(argc, argv, "prepare", prepare_help, 1, &o, &min_count, &max_size);
+    remove_stale_temporaries(o.output_dir);
     const double start = elmo_now();
     WordCount wc;
     wordcount_init(&wc);

@@ -1,6 +1,7 @@
 /* cmd_train.c - `elmo train`: pretrain or fine-tune the biLM (docs/design.md sections 3-7):
  * the settings of the run (fresh, or restored by --restart and overridden), the options
  * settled against the data, the plan printed before the first batch, then run.c's loop. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -8,15 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "cli.h"
 #include "common.h"
 #include "dataset.h"
+#include "fileio.h"
 #include "metrics.h"
 #include "plan.h"
 #include "remap.h"
 #include "run.h"
+#include "runlock.h"
 #include "settings.h"
 #include "train_commands.h"
 #include "trainer.h"
@@ -205,10 +209,63 @@ static void apply_given(RunSettings *s, const TrainCommand *c) {
     if (is[O_LR_SCALE]) s->lr_scale_pretrained = g->lr_scale_pretrained;
 }
 
-static void make_dir(const char *dir) {
-    if (mkdir(dir, 0777) < 0 && errno != EEXIST) elmo_die("%s: cannot create directory: %s", dir, strerror(errno));
+/* The save directory of a fresh run as it was found: a run that fails before its first
+ * batch removes what it wrote there (options.json, the token count, metrics, the lock),
+ * and the directory itself when it created it. */
+static struct {
+    const char *dir;
+    int created, kept;
+    pid_t pid;
+    char **names; /* the entries found there */
+    int n_names;
+} found;
+
+static int was_found(const char *name) {
+    for (int i = 0; i < found.n_names; i++)
+        if (strcmp(found.names[i], name) == 0) return 1;
+    return 0;
+}
+
+static void restore_found_dir(void) {
+    if (found.kept || !found.dir || getpid() != found.pid) return;
+    runlock_release();
+    DIR *d = opendir(found.dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || was_found(e->d_name)) continue;
+            char path[8192];
+            snprintf(path, sizeof path, "%s/%s", found.dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    if (found.created) rmdir(found.dir);
+}
+
+/* Creates the save directory if needed, locks it, notes what it holds. */
+static void begin_save_dir(const char *dir) {
+    found.created = mkdir(dir, 0777) == 0;
+    if (!found.created && errno != EEXIST) elmo_die("%s: cannot create directory: %s", dir, strerror(errno));
     struct stat st;
     if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) elmo_die("%s: not a directory", dir);
+    if (runlock_take(dir) < 0) {
+        if (found.created) rmdir(dir);
+        elmo_die_last();
+    }
+    DIR *d = opendir(dir);
+    if (!d) elmo_die("%s: cannot list: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, "elmo.lock")) continue; /* this run's now */
+        found.names = xrealloc(found.names, (size_t)(found.n_names + 1) * sizeof *found.names);
+        found.names[found.n_names++] = xstrdup(e->d_name);
+    }
+    closedir(d);
+    found.dir = dir;
+    found.pid = getpid();
+    atexit(restore_found_dir);
+    at_quick_exit(restore_found_dir); /* elmo_die's */
 }
 
 /* n_train_tokens of a fresh run: --n-train-tokens, else the shards' count (warning when
@@ -272,6 +329,13 @@ static void plan_resources(const TrainCommand *c, const ElmoOptions *opt, long V
 int cmd_train(int argc, char **argv) {
     TrainCommand c;
     parse_args(&c, argc, argv);
+    /* one run at a time in the save directory, locked before anything is written there */
+    struct stat dir_st;
+    if (!c.restart)
+        begin_save_dir(c.save_dir);
+    else if (stat(c.restart, &dir_st) == 0 && S_ISDIR(dir_st.st_mode) && runlock_take(c.restart) < 0)
+        elmo_die_last();
+    if (file_remove_stale_temporaries(c.save_dir) < 0) elmo_die_last();
 
     /* the settings: a fresh run's defaults, or the restarted run's; the command line over them */
     RunSettings s;
@@ -322,7 +386,6 @@ int cmd_train(int argc, char **argv) {
         if (options_set_bool(&opt, "sample_softmax", 0, options_path) < 0) elmo_die_last();
     }
     if (!c.restart) {
-        make_dir(c.save_dir);
         char existing[4096];
         if (checkpoint_latest(c.save_dir, existing, sizeof existing, NULL) == 0)
             elmo_die("%s: already holds checkpoints (%s); continue them with --restart %s, or choose another "
@@ -412,6 +475,7 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "train: %ld batches of %d x %d tokens, %d shards, vocabulary %d, %s softmax\n", n_batches, B, T,
             lm_reader_n_shards(run.readers[0]), vocab.size, opt.sample_softmax ? "sampled" : "full");
 
+    found.kept = 1; /* from the first batch on, the directory holds the run */
     const int code = train_run(&run);
 
     metrics_close(run.metrics);
