@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "common.h"
 #include "corpus.h"
+#include "paths.h"
 #include "wordcount.h"
 
 static const char vocab_help[] =
@@ -48,6 +49,7 @@ int cmd_vocab(int argc, char **argv) {
     }
     if (optind < argc) elmo_die("vocab: unexpected argument '%s'", argv[optind]);
     cli_require("--input", input, "vocab");
+    if (paths_refuse_glob_overwrite("--output", output, input, "--input", "vocab") < 0) elmo_die_last();
 
     const double start = elmo_now();
     CorpusReader r;
