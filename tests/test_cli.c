@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "fileio.h"
@@ -509,6 +511,170 @@ static void test_embed_bad_choices(void **state) {
     assert_false(file_exists(output));
 }
 
+/* 1 when the two files hold the same bytes. */
+static int same_bytes(const char *a, const char *b) {
+    char *da, *db;
+    size_t la, lb;
+    if (file_read_all(a, 1 << 26, &da, &la) < 0) return 0;
+    if (file_read_all(b, 1 << 26, &db, &lb) < 0) {
+        free(da);
+        return 0;
+    }
+    const int same = la == lb && memcmp(da, db, la) == 0;
+    free(da);
+    free(db);
+    return same;
+}
+
+/* Runs `args`, expects exit 2 and one line holding `what`. */
+static void expect_refusal(const char *args, const char *what) {
+    char err[4096];
+    const int rc = run_elmo(args, err, sizeof err);
+    if (rc != 2 || count_lines(err) != 1 || !strstr(err, what))
+        print_error("rc %d, stderr: %s(expected one line holding '%s')\n", rc, err, what);
+    assert_int_equal(rc, 2);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, what));
+}
+
+/* No output may be an input: embed --output the weights file (by its name, and by a hard
+ * link: files are compared by inode), vocab --output its input. */
+static void test_output_is_input(void **state) {
+    char copy[512], link_path[512], args[4096], cmd[2048], what[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", weights, tmp_path(copy, sizeof copy, "weights-copy.hdf5"));
+    assert_int_equal(system(cmd), 0);
+    snprintf(args, sizeof args, "embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet",
+             opts, weights, vocab, input, weights);
+    snprintf(what, sizeof what, "embed: --output %s is also an input (--weights %s)", weights, weights);
+    expect_refusal(args, what);
+    assert_true(same_bytes(weights, copy));
+    unlink(tmp_path(link_path, sizeof link_path, "weights-link.hdf5"));
+    assert_int_equal(link(weights, link_path), 0);
+    snprintf(args, sizeof args, "embed --options '%s' --weights '%s' --vocab '%s' --input '%s' --output '%s' --quiet",
+             opts, weights, vocab, input, link_path);
+    expect_refusal(args, "is also an input (--weights");
+    assert_true(same_bytes(weights, copy));
+    unlink(link_path);
+    snprintf(args, sizeof args, "embed-vocab --options '%s' --weights '%s' --vocab '%s' --output '%s'", opts, weights,
+             vocab, vocab);
+    expect_refusal(args, "is also an input (--vocab");
+
+    char corpus[512], corpus_copy[512];
+    write_text_file(tmp_path(corpus, sizeof corpus, "vocab-in.txt"), "a b c\nb c\n");
+    write_text_file(tmp_path(corpus_copy, sizeof corpus_copy, "vocab-in-copy.txt"), "a b c\nb c\n");
+    snprintf(args, sizeof args, "vocab --input '%s/vocab-in*.txt' --output '%s' --quiet", test_tmpdir(), corpus);
+    expect_refusal(args, "is also an input (--input");
+    assert_true(same_bytes(corpus, corpus_copy));
+}
+
+/* shard/prepare: an input inside DIR/train (which the run replaces) is refused. */
+static void test_shard_input_in_output(void **state) {
+    char dir[512], raw[600], args[4096], cmd[2048];
+    tmp_path(dir, sizeof dir, "shard-self");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/train'", dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(raw, sizeof raw, "%s/train/raw.txt", dir);
+    write_text_file(raw, "a b c\nb c\n");
+    snprintf(args, sizeof args, "shard --input '%s' --output-dir '%s' --shards 1 --quiet", raw, dir);
+    expect_refusal(args, "lies in");
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' --shards 1 --quiet --force", raw, dir);
+    expect_refusal(args, "lies in");
+    assert_true(file_exists(raw));
+}
+
+/* dump-weights writes weights and options.json as a pair: when options.json cannot be
+ * put in place, the weight file does not appear either, and nothing temporary stays. */
+static void test_dump_weights_pair(void **state) {
+    char dir[512], out[600], cmd[2048], args[4096];
+    tmp_path(dir, sizeof dir, "dump-pair");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/options.json'", dir); /* a directory: the rename fails */
+    assert_int_equal(system(cmd), 0);
+    snprintf(out, sizeof out, "%s/w.hdf5", dir);
+    snprintf(args, sizeof args, "dump-weights --checkpoint '%s' --output '%s'", weights, out);
+    char err[4096];
+    assert_int_equal(run_elmo(args, err, sizeof err), 2);
+    assert_false(file_exists(out));
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
+    assert_true(system(cmd) != 0);
+    /* a full disk (here: files limited to 64 kB) leaves neither file */
+    char dir2[512], out2[600], errfile[512];
+    tmp_path(dir2, sizeof dir2, "dump-full");
+    snprintf(out2, sizeof out2, "%s/w.hdf5", dir2);
+    tmp_path(errfile, sizeof errfile, "dump-full-err.txt");
+    snprintf(cmd, sizeof cmd, "(trap '' XFSZ; ulimit -f 1; exec %s dump-weights --checkpoint '%s' --output '%s') 2>'%s'",
+             elmo_program(), weights, out2, errfile);
+    const int status = system(cmd);
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_false(file_exists(out2));
+    snprintf(cmd, sizeof cmd, "%s/options.json", dir2);
+    assert_false(file_exists(cmd));
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir2);
+    assert_true(system(cmd) != 0);
+    /* and the ordinary case writes both */
+    snprintf(args, sizeof args, "dump-weights --checkpoint '%s' --output '%s'", weights, out2);
+    assert_int_equal(run_elmo(args, err, sizeof err), 0);
+    assert_true(file_exists(out2));
+    snprintf(cmd, sizeof cmd, "%s/options.json", dir2);
+    assert_true(file_exists(cmd));
+}
+
+/* dump-weights refuses to write into another run's training directory. */
+static void test_dump_weights_training_dir(void **state) {
+    static const char *markers[] = {"metrics.jsonl", "model.ckpt-12.hdf5", "train-tokens.json"};
+    for (int k = 0; k < 3; k++) {
+        char dir[512], path[700], cmd[2048], args[4096];
+        snprintf(path, sizeof path, "dump-run-%d", k);
+        tmp_path(dir, sizeof dir, path);
+        snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+        assert_int_equal(system(cmd), 0);
+        snprintf(path, sizeof path, "%s/%s", dir, markers[k]);
+        write_text_file(path, "{}\n");
+        snprintf(path, sizeof path, "%s/options.json", dir);
+        write_text_file(path, "{\"theirs\": 1}\n");
+        snprintf(args, sizeof args, "dump-weights --checkpoint '%s' --output '%s/w.hdf5'", weights, dir);
+        expect_refusal(args, markers[k]);
+        char *text;
+        assert_int_equal(file_read_all(path, 1 << 16, &text, NULL), 0);
+        assert_string_equal(text, "{\"theirs\": 1}\n");
+        free(text);
+        snprintf(path, sizeof path, "%s/w.hdf5", dir);
+        assert_false(file_exists(path));
+    }
+}
+
+/* Options asking for more memory than the machine has fail at once, with both figures. */
+static void test_options_over_memory(void **state) {
+    char big[512], args[4096], err[4096];
+    char *text = xstrdup(options_text);
+    char *at = strstr(text, "\"projection_dim\": 8, \"dim\": 16}");
+    assert_non_null(at);
+    char *doc = xmalloc(strlen(text) + 64);
+    snprintf(doc, strlen(text) + 64, "%.*s\"projection_dim\": 4096, \"dim\": 1048576}%s", (int)(at - text), text,
+             at + strlen("\"projection_dim\": 8, \"dim\": 16}"));
+    write_text_file(tmp_path(big, sizeof big, "big-options.json"), doc);
+    free(doc);
+    free(text);
+    const char *commands[] = {"embed --input '%s' --output '%s/big.hdf5'", "embed-vocab --output '%s/big.hdf5'%s"};
+    for (int k = 0; k < 2; k++) {
+        char tail[1200];
+        if (k == 0) snprintf(tail, sizeof tail, commands[0], input, test_tmpdir());
+        else snprintf(tail, sizeof tail, commands[1], test_tmpdir(), "");
+        snprintf(args, sizeof args, "%.*s --options '%s' --weights '%s' --vocab '%s' %s",
+                 (int)strcspn(tail, " "), tail, big, weights, vocab, tail + strcspn(tail, " "));
+        const double t0 = elmo_now();
+        const int rc = run_elmo(args, err, sizeof err);
+        const double secs = elmo_now() - t0;
+        if (rc != 2 || !strstr(err, "the model needs") || !strstr(err, "available"))
+            print_error("rc %d after %.1f s: %s", rc, secs, err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(count_lines(err), 1);
+        assert_non_null(strstr(err, "big-options.json: the model needs "));
+        assert_non_null(strstr(err, "GB of memory, the machine has "));
+        assert_non_null(strstr(err, "B available"));
+        assert_true(secs < 5.0);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_run),
@@ -527,6 +693,11 @@ int main(void) {
         cmocka_unit_test(test_embed_float16),
         cmocka_unit_test(test_embed_sentence_to_index),
         cmocka_unit_test(test_embed_bad_choices),
+        cmocka_unit_test(test_output_is_input),
+        cmocka_unit_test(test_shard_input_in_output),
+        cmocka_unit_test(test_dump_weights_pair),
+        cmocka_unit_test(test_dump_weights_training_dir),
+        cmocka_unit_test(test_options_over_memory),
     };
     return cmocka_run_group_tests_name("cli", tests, setup, NULL);
 }

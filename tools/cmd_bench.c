@@ -14,6 +14,7 @@
 #include "predictor.h"
 #include "rng.h"
 #include "trainer.h"
+#include "memfit.h"
 
 static const char bench_help[] =
     "usage: elmo bench --options FILE [--mode train|predict] [--batch-size N] [--unroll-steps T]\n"
@@ -114,6 +115,7 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     const int V = a->vocab ? a->vocab : (opt->n_tokens_vocab ? (int)opt->n_tokens_vocab : 50000);
     if (a->samples) opt->n_negative_samples = a->samples;
     if (opt->sample_softmax && opt->n_negative_samples > V) elmo_die("bench: more samples than vocabulary");
+    if (memfit_check(a->options_path, opt, V, B) < 0) elmo_die_last();
     BilmModel model;
     model_init_layout(&model, opt, V);
     model_init_random(&model, (uint64_t)a->seed);
@@ -175,6 +177,7 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
 static void bench_predict(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     const int B = a->batch ? a->batch : opt->batch_size, n_words = a->unroll ? a->unroll : opt->unroll_steps;
     const int T = n_words + 2, C = opt->max_chars;
+    if (memfit_check(a->options_path, opt, 0, B) < 0) elmo_die_last();
     BilmModel model;
     model_init_layout(&model, opt, 0);
     model_init_random(&model, (uint64_t)a->seed);

@@ -1,5 +1,6 @@
 /* cmd_dump_weights.c - `elmo dump-weights`: a checkpoint as a released weight file (no
  * softmax, no training state) with its options.json (n_characters 262) next to it. */
+#include <dirent.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"
+#include "paths.h"
 
 static const char dump_help[] =
     "usage: elmo dump-weights (--save-dir DIR [--best] | --checkpoint FILE) --output weights.hdf5\n"
@@ -21,7 +23,9 @@ static const char dump_help[] =
     "Writes the weights of a training checkpoint in the released ELMo layout (no softmax,\n"
     "no training state) and options.json next to it with n_characters 262: the pair that\n"
     "AllenNLP, bilm-tf and `elmo embed` load. The output's directory is created if needed;\n"
-    "it may not be the training directory (its options.json would be replaced).\n\n"
+    "it may not be a training directory (one holding checkpoints, metrics.jsonl or\n"
+    "train-tokens.json: its options.json belongs to that run). Both files are written or\n"
+    "neither.\n\n"
     "  --save-dir DIR      a training directory (its newest checkpoint and options.json)\n"
     "  --best              with --save-dir: DIR/best.hdf5 instead of the newest checkpoint\n"
     "  --checkpoint FILE   a checkpoint; its options.json is the one in the same directory\n"
@@ -29,6 +33,26 @@ static const char dump_help[] =
     "  --with-softmax      keep softmax/W, softmax/b and the vocabulary of their rows (dataset\n"
     "                      vocab): a file to fine-tune from, evaluate or score, which readers\n"
     "                      of the released layout still load\n";
+
+/* Fails naming dir when it holds a training run's files (checkpoints, metrics.jsonl,
+ * train-tokens.json): its options.json belongs to that run. */
+static int refuse_training_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        const char *n = e->d_name;
+        const size_t len = strlen(n);
+        if (strcmp(n, "metrics.jsonl") == 0 || strcmp(n, "train-tokens.json") == 0 ||
+            (strncmp(n, "model.ckpt-", 11) == 0 && len > 16 && strcmp(n + len - 5, ".hdf5") == 0))
+            rc = elmo_fail("dump-weights: %s is a training directory (it holds %s): its options.json belongs to "
+                           "that run; write the export to another directory",
+                           dir, n);
+    }
+    closedir(d);
+    return rc;
+}
 
 int cmd_dump_weights(int argc, char **argv) {
     const char *save_dir = NULL, *checkpoint = NULL, *output = NULL;
@@ -77,6 +101,8 @@ int cmd_dump_weights(int argc, char **argv) {
     snprintf(out_dir, sizeof out_dir, "%s", dirname(out_copy));
     free(out_copy);
     snprintf(out_options, sizeof out_options, "%s/options.json", out_dir);
+    const char *inputs[] = {"--checkpoint", checkpoint, "options", options_path};
+    if (paths_refuse_overwrite(output, inputs, 2, "dump-weights") < 0) elmo_die_last();
     ElmoOptions opt;
     if (options_load(&opt, options_path) < 0) elmo_die_last();
     long rows;
@@ -91,6 +117,7 @@ int cmd_dump_weights(int argc, char **argv) {
     if (realpath(options_path, real_in) && realpath(out_options, real_out) && strcmp(real_in, real_out) == 0)
         elmo_die("dump-weights: %s would replace the training options of %s; write the export to another directory",
                  out_options, checkpoint);
+    if (refuse_training_dir(out_dir) < 0) elmo_die_last();
     Vocab vocab = {0};
     if (with_softmax) {
         if (rows == 0) elmo_die("%s: has no softmax (--with-softmax)", checkpoint);
@@ -106,9 +133,20 @@ int cmd_dump_weights(int argc, char **argv) {
         vocab_from_words(&vocab, (const char *const *)words, (int)n);
         h5io_free_strings(words, n);
     }
-    if (model_save(&model, output, with_softmax ? &vocab : NULL) < 0) elmo_die_last();
+    /* the pair is written whole or not at all: both under temporary names (each fsynced
+     * by its own atomic write), then options.json renamed into place, then the weights;
+     * a failure before the renames removes both temporaries */
+    PendingFile pw, po;
+    pending_begin(&pw, output);
+    pending_begin(&po, out_options);
+    int rc = model_save(&model, pw.tmp, with_softmax ? &vocab : NULL);
+    if (rc == 0) rc = options_save(&opt, po.tmp, 262);
+    if (rc == 0) rc = pending_commit(&po);
+    else pending_abort(&po);
+    if (rc == 0) rc = pending_commit(&pw);
+    else pending_abort(&pw);
+    if (rc < 0) elmo_die_last();
     if (with_softmax) vocab_free(&vocab);
-    if (options_save(&opt, out_options, 262) < 0) elmo_die_last();
     fprintf(stderr, "dump-weights: %s -> %s and %s\n", checkpoint, output, out_options);
     model_free(&model);
     options_free(&opt);

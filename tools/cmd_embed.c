@@ -15,8 +15,10 @@
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"
+#include "paths.h"
 #include "predictor.h"
 #include "sentences.h"
+#include "memfit.h"
 
 static const char embed_help[] =
     "usage: elmo embed --options FILE --weights FILE --vocab FILE --input SENTENCES --output OUT.hdf5\n"
@@ -286,9 +288,13 @@ int cmd_embed(int argc, char **argv) {
     cli_require("--vocab", vocab_path, "embed");
     cli_require("--input", input, "embed");
     cli_require("--output", output, "embed");
+    const char *inputs[] = {"--options", options_path, "--weights", weights_path, "--vocab", vocab_path,
+                            "--input", input};
+    if (paths_refuse_overwrite(output, inputs, 4, "embed") < 0) elmo_die_last();
     if (file_remove_stale_temporaries_beside(output) < 0) elmo_die_last();
     elmo_set_threads(threads);
 
+    if (memfit_check_file(options_path, 0, batch_size) < 0) elmo_die_last();
     PredictionModel pm;
     cli_load_prediction_model(&pm, options_path, weights_path, vocab_path);
     const ElmoOptions *o = &pm.opt;

@@ -11,7 +11,9 @@
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"
+#include "paths.h"
 #include "predictor.h"
+#include "memfit.h"
 
 static const char embed_vocab_help[] =
     "usage: elmo embed-vocab --options FILE --weights FILE --vocab FILE --output OUT.hdf5\n"
@@ -60,9 +62,12 @@ int cmd_embed_vocab(int argc, char **argv) {
     cli_require("--weights", weights_path, "embed-vocab");
     cli_require("--vocab", vocab_path, "embed-vocab");
     cli_require("--output", output, "embed-vocab");
+    const char *inputs[] = {"--options", options_path, "--weights", weights_path, "--vocab", vocab_path};
+    if (paths_refuse_overwrite(output, inputs, 3, "embed-vocab") < 0) elmo_die_last();
     if (file_remove_stale_temporaries_beside(output) < 0) elmo_die_last();
     elmo_set_threads(threads);
 
+    if (memfit_check_file(options_path, 0, VOCAB_CHUNK) < 0) elmo_die_last();
     PredictionModel pm;
     cli_load_prediction_model(&pm, options_path, weights_path, vocab_path);
     const int V = pm.vocab.size, C = pm.opt.max_chars, P = pm.opt.proj_dim, F = pm.opt.total_filters;

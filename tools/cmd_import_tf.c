@@ -15,6 +15,7 @@
 #include "options.h"
 #include "tfbundle.h"
 #include "vocab.h"
+#include "paths.h"
 
 static const char import_help[] =
     "usage: elmo import-tf --checkpoint PREFIX --list\n"
@@ -232,6 +233,18 @@ int cmd_import_tf(int argc, char **argv) {
     if (!list && !raw) {
         cli_require("--options", options_path, "import-tf");
         cli_require("--vocab", vocab_path, "import-tf");
+    }
+    if (!list) {
+        const size_t n = strlen(prefix) + 16;
+        char *index = xmalloc(n), *data = xmalloc(n);
+        snprintf(index, n, "%s.index", prefix);
+        snprintf(data, n, "%s.data-*", prefix);
+        const char *inputs[] = {"--options", options_path, "--vocab", vocab_path, "--checkpoint", index};
+        if (paths_refuse_overwrite(output, inputs, 3, "import-tf") < 0 ||
+            paths_refuse_glob_overwrite("--output", output, data, "--checkpoint", "import-tf") < 0)
+            elmo_die_last();
+        free(index);
+        free(data);
     }
     TfBundle *b;
     if (tfbundle_open(&b, prefix) < 0) elmo_die_last();

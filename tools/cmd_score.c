@@ -21,6 +21,7 @@
 #include "predictor.h"
 #include "sentences.h"
 #include "softmax.h"
+#include "memfit.h"
 
 static const char score_help[] =
     "usage: elmo score [--options FILE] (--weights FILE | --save-dir DIR) --vocab FILE --input SENTENCES\n"
@@ -63,7 +64,7 @@ typedef struct {
 } ScoringModel;
 
 static void load_scoring_model(ScoringModel *sm, const char *options_path, const char *weights_path,
-                               const char *vocab_path, const char *init_vocab) {
+                               const char *vocab_path, const char *init_vocab, int batch) {
     if (options_load(&sm->opt, options_path) < 0) elmo_die_last();
     if (vocab_load(&sm->vocab, vocab_path, VOCAB_NEED_BOS_EOS | VOCAB_NEED_UNK) < 0) elmo_die_last();
     long rows;
@@ -73,6 +74,7 @@ static void load_scoring_model(ScoringModel *sm, const char *options_path, const
                  "have none)",
                  weights_path);
     /* the softmax's rows matched to --vocab by token (train/remap.h) */
+    if (memfit_check(options_path, &sm->opt, sm->vocab.size, batch) < 0) elmo_die_last();
     model_init_layout(&sm->model, &sm->opt, sm->vocab.size);
     SoftmaxRemap remap;
     if (model_load_bilm(&sm->model, weights_path) < 0 ||
@@ -162,7 +164,7 @@ int cmd_score(int argc, char **argv) {
     elmo_set_threads(threads);
 
     ScoringModel sm;
-    load_scoring_model(&sm, options_path, weights_path, vocab_path, init_vocab);
+    load_scoring_model(&sm, options_path, weights_path, vocab_path, init_vocab, batch_size);
     const ElmoOptions *o = &sm.opt;
     const int P = o->proj_dim, L = o->n_layers, bidirectional = o->bidirectional;
 

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "common.h"
 #include "fileio.h"
+#include "paths.h"
 #include "shard.h"
 #include "wordcount.h"
 
@@ -103,6 +104,17 @@ static void parse_options(int argc, char **argv, const char *command, const char
     if (!o->n_shards) cli_require("--shards", NULL, command);
     if (have_fraction && o->heldout_lines)
         elmo_die("%s: --heldout-fraction and --heldout-lines exclude each other", command);
+    /* no input may lie where the results go (train/, heldout/, and prepare's vocab.txt) */
+    const char *parts[] = {"train", "heldout", "vocab.txt"};
+    for (int k = 0; k < (vocab_options ? 3 : 2); k++) {
+        size_t n = strlen(o->output_dir) + 16;
+        char *path = xmalloc(n);
+        snprintf(path, n, "%s/%s", o->output_dir, parts[k]);
+        const int rc = k < 2 ? paths_refuse_glob_inside(o->input, "--input", path, command)
+                             : paths_refuse_glob_overwrite("--output-dir", path, o->input, "--input", command);
+        free(path);
+        if (rc < 0) elmo_die_last();
+    }
 }
 
 static void print_stats(const ShardOptions *o, const ShardStats *st) {

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "corpus.h"
 #include "fileio.h"
+#include "paths.h"
 #include "wordcount.h"
 
 static const char vocab_help[] =
@@ -49,6 +50,7 @@ int cmd_vocab(int argc, char **argv) {
     }
     if (optind < argc) elmo_die("vocab: unexpected argument '%s'", argv[optind]);
     cli_require("--input", input, "vocab");
+    if (paths_refuse_glob_overwrite("--output", output, input, "--input", "vocab") < 0) elmo_die_last();
     if (file_remove_stale_temporaries_beside(output) < 0) elmo_die_last();
 
     const double start = elmo_now();

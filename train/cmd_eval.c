@@ -13,6 +13,7 @@
 #include "common.h"
 #include "heldout.h"
 #include "remap.h"
+#include "memfit.h"
 
 static const char eval_help[] =
     "usage: elmo eval (--save-dir DIR [--best] | --weights FILE --options FILE) --test-prefix GLOB --vocab FILE\n"
@@ -100,6 +101,7 @@ int cmd_eval(int argc, char **argv) {
     long rows;
     if (checkpoint_softmax_rows(weights, &rows) < 0) elmo_die_last();
     if (rows == 0) elmo_die("%s: no softmax/W: perplexity needs a checkpoint with its softmax", weights);
+    if (memfit_check(options_path, &opt, vocab.size, batch_size) < 0) elmo_die_last();
     BilmModel model;
     model_init_layout(&model, &opt, vocab.size);
     SoftmaxRemap remap;
