@@ -20,6 +20,7 @@ trap 'rm -rf "$work"' EXIT
 
 injected=0
 survived=0
+during_write=0
 miss() {
     echo "faults: MISS: $*"
 }
@@ -78,6 +79,8 @@ while [ $i -lt "$KILLS" ]; do
     kill -9 $pid 2>/dev/null
     wait $pid 2>/dev/null
     injected=$((injected + 1))
+    # a temporary left behind: the kill hit a checkpoint (or another result) being written
+    if ls "$dir" 2>/dev/null | grep -q '\.tmp\.'; then during_write=$((during_write + 1)); fi
     if ! finish "$dir"; then
         miss "kill -9 after ${delay}s: the run could not be finished: $(tail -1 "$dir.finish.err")"
     elif ! cmp -s "$work/reference/$final" "$dir/$final"; then
@@ -167,5 +170,6 @@ injected=$((injected + 1))
 if "$ELMO" train --restart "$dir" --n-epochs 2 2>"$work/resume.err"; then ok; else
     miss "the run did not resume once there was room: $(tail -1 "$work/resume.err")"; fi
 
-echo "faults: $injected injected, $survived survived, $((injected - survived)) missed"
+echo "faults: $injected injected ($KILLS kill -9, $during_write of them during a write; $SIGNALS SIGTERM/SIGINT;" \
+    "a busy directory; 5 full disks), $survived survived, $((injected - survived)) missed"
 [ "$survived" -eq "$injected" ]
