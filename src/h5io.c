@@ -2,6 +2,7 @@
 #include "h5io.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,9 @@ int h5io_shape(hid_t file, const char *path, const char *name, int *rank, hsize_
     return rc;
 }
 
-int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
-                     float *out) {
+/* The shape check and the read; strict: float datasets only, every value finite. */
+static int read_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims, float *out,
+                       int strict) {
     int got_rank;
     hsize_t got[H5IO_MAX_RANK];
     if (h5io_shape(file, path, name, &got_rank, got) < 0) return -1;
@@ -109,13 +111,34 @@ int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, c
     }
     hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
     hid_t type = H5Dget_type(ds);
-    int numeric = H5Tget_class(type) == H5T_FLOAT || H5Tget_class(type) == H5T_INTEGER;
+    const H5T_class_t cls = H5Tget_class(type);
     H5Tclose(type);
+    const int numeric = cls == H5T_FLOAT || (!strict && cls == H5T_INTEGER);
     herr_t st = numeric ? H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) : -1;
     H5Dclose(ds);
-    if (!numeric) return elmo_fail("%s: %s is not a numeric dataset", path, name);
+    if (!numeric)
+        return elmo_fail("%s: %s is %s dataset, expected floats", path, name,
+                         cls == H5T_INTEGER ? "an integer" : cls == H5T_STRING ? "a string" : "a non-numeric");
     if (st < 0) return elmo_fail("%s: cannot read %s (damaged or truncated file?)", path, name);
+    if (strict) {
+        size_t n = 1;
+        for (int i = 0; i < rank; i++) n *= (size_t)dims[i];
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(out[i]))
+                return elmo_fail("%s: %s: value %zu is %s", path, name, i,
+                                 isnan(out[i]) ? "nan" : out[i] > 0 ? "inf" : "-inf");
+    }
     return 0;
+}
+
+int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                     float *out) {
+    return read_floats(file, path, name, rank, dims, out, 0);
+}
+
+int h5io_read_weights(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                      float *out) {
+    return read_floats(file, path, name, rank, dims, out, 1);
 }
 
 /* A group creation property list without timestamps (caller closes it). */

@@ -30,6 +30,11 @@ int h5io_shape(hid_t file, const char *path, const char *name, int *rank, hsize_
 /* Reads a whole dataset as float32 after checking its shape against (rank, dims). */
 int h5io_read_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
                      float *out);
+/* The same for weights and training state: a float dataset only (an integer or string
+ * one is an error naming it), every value finite ("w.hdf5: CNN/W_cnn_0: value 17 is nan",
+ * checked in one pass over what was read). */
+int h5io_read_weights(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
+                      float *out);
 /* Writes a float32 dataset, creating the groups of its path. */
 int h5io_write_floats(hid_t file, const char *path, const char *name, int rank, const hsize_t *dims,
                       const float *data);

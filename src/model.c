@@ -283,9 +283,9 @@ static int load_char_embed(BilmModel *m, hid_t file, const char *path, const Par
         return elmo_fail("%s: char_embed: got %s, expected (261, %d) (or 262 rows with the padding row)", path,
                          h5io_shape_str(got, sizeof got, rank, dims), m->opt->char_dim);
     }
-    if (dims[0] == 261) return h5io_read_floats(file, path, "char_embed", 2, dims, m->data + e->offset);
+    if (dims[0] == 261) return h5io_read_weights(file, path, "char_embed", 2, dims, m->data + e->offset);
     float *with_pad = xmalloc(262 * (size_t)m->opt->char_dim * sizeof(float));
-    int rc = h5io_read_floats(file, path, "char_embed", 2, dims, with_pad);
+    int rc = h5io_read_weights(file, path, "char_embed", 2, dims, with_pad);
     if (rc == 0) {
         memcpy(m->data + e->offset, with_pad + m->opt->char_dim, e->size * sizeof(float));
         elmo_note("%s: char_embed has 262 rows; row 0 taken as the padding row and dropped", path);
@@ -307,7 +307,7 @@ static int load_tensors(BilmModel *m, const char *path, int with_softmax) {
         entry_dims(e, dims);
         if (!with_softmax && PARAM_TABLE[e->kind].presence == WITH_SOFTMAX) continue;
         if (e->kind == PARAM_CHAR_EMBED) rc = load_char_embed(m, file, path, e);
-        else rc = h5io_read_floats(file, path, e->name, e->rank, dims, m->data + e->offset);
+        else rc = h5io_read_weights(file, path, e->name, e->rank, dims, m->data + e->offset);
     }
     H5Fclose(file);
     return rc;

@@ -14,6 +14,8 @@ void rng_seed(Rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
+int rng_state_valid(const uint64_t s[4]) { return (s[0] | s[1] | s[2] | s[3]) != 0; }
+
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 uint64_t rng_next(Rng *r) {

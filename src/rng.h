@@ -10,6 +10,9 @@ typedef struct {
 } Rng;
 
 void rng_seed(Rng *r, uint64_t seed);
+/* 1 when s can be a state of the generator: any but all-zero (which xoshiro never leaves
+ * and never reaches: it would draw 0 forever). */
+int rng_state_valid(const uint64_t s[4]);
 uint64_t rng_next(Rng *r);
 /* Uniform double in [0, 1) with 53 random bits. */
 double rng_uniform(Rng *r);

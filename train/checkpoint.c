@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"
+#include "rng.h"
 
 static void state_name(char *buf, size_t size, char which, int d, int l) {
     snprintf(buf, size, "training/lstm_%c_%d_%d", which, d, l);
@@ -90,7 +92,10 @@ int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmRe
     return pending_commit(&pending);
 }
 
-int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers) {
+/* Step of a checkpoint file name, or -1. */
+static long checkpoint_step(const char *name);
+
+int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers, long max_step) {
     if (model_load(t->model, path) < 0) return -1;
     hid_t file;
     if (h5io_open_read(path, &file) < 0) return -1;
@@ -102,19 +107,35 @@ int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers) {
         hsize_t dims[H5IO_MAX_RANK];
         for (int k = 0; k < e->rank; k++) dims[k] = (hsize_t)e->shape[k];
         snprintf(name, sizeof name, "training/adagrad/%s", e->name);
-        rc = h5io_read_floats(file, path, name, e->rank, dims, t->accum + e->offset);
+        rc = h5io_read_weights(file, path, name, e->rank, dims, t->accum + e->offset);
+        /* Adagrad's sums of squares start at a positive value and only grow */
+        for (size_t k = 0; k < e->size && rc == 0; k++)
+            if (!(t->accum[e->offset + k] > 0))
+                rc = elmo_fail("%s: %s: value %zu is %g, an accumulator must be > 0", path, name, k,
+                               (double)t->accum[e->offset + k]);
     }
     uint64_t step = 0;
     if (rc == 0) rc = h5io_read_u64(file, path, "training/step", &step, 1);
     if (rc == 0) rc = h5io_read_u64(file, path, "training/rng", t->rng.s, 4);
+    if (rc == 0 && step > (uint64_t)LONG_MAX)
+        rc = elmo_fail("%s: training/step %lld is negative", path, (long long)step);
+    if (rc == 0 && max_step >= 0 && (long)step > max_step)
+        rc = elmo_fail("%s: training/step %llu is beyond the run's %ld batches", path, (unsigned long long)step,
+                       max_step);
+    const char *base = strrchr(path, '/');
+    const long named = checkpoint_step(base ? base + 1 : path);
+    if (rc == 0 && named >= 0 && (uint64_t)named != step)
+        rc = elmo_fail("%s: training/step is %llu, the file name says %ld", path, (unsigned long long)step, named);
+    if (rc == 0 && !rng_state_valid(t->rng.s))
+        rc = elmo_fail("%s: training/rng: all-zero generator state (not one the generator can have)", path);
     t->step = (long)step;
     for (int d = 0; d < t->n_dirs && rc == 0; d++)
         for (int l = 0; l < t->L && rc == 0; l++) {
             hsize_t dc[2] = {(hsize_t)t->B, (hsize_t)t->dims.H}, dh[2] = {(hsize_t)t->B, (hsize_t)t->dims.Hs};
             state_name(name, sizeof name, 'c', d, l);
-            rc = h5io_read_floats(file, path, name, 2, dc, t->c_state[d][l]);
+            rc = h5io_read_weights(file, path, name, 2, dc, t->c_state[d][l]);
             state_name(name, sizeof name, 'h', d, l);
-            if (rc == 0) rc = h5io_read_floats(file, path, name, 2, dh, t->h_state[d][l]);
+            if (rc == 0) rc = h5io_read_weights(file, path, name, 2, dh, t->h_state[d][l]);
         }
     for (int d = 0; d < t->n_dirs && rc == 0; d++) {
         snprintf(name, sizeof name, "training/reader_%d", d);
@@ -138,7 +159,7 @@ int checkpoint_load_accumulators(const char *path, Trainer *t) {
         hsize_t dims[H5IO_MAX_RANK];
         for (int k = 0; k < e->rank; k++) dims[k] = (hsize_t)e->shape[k];
         snprintf(name, sizeof name, "training/adagrad/%s", e->name);
-        rc = h5io_read_floats(file, path, name, e->rank, dims, t->accum + e->offset);
+        rc = h5io_read_weights(file, path, name, e->rank, dims, t->accum + e->offset);
     }
     H5Fclose(file);
     return rc;
@@ -202,6 +223,38 @@ int checkpoint_latest(const char *dir, char *out, size_t size, long *step) {
     snprintf(out, size, "%s/model.ckpt-%ld.hdf5", dir, best);
     if (step) *step = best;
     return 0;
+}
+
+static int newest_first(const void *a, const void *b) {
+    const long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+int checkpoint_list(const char *dir, long **steps, int *n) {
+    DIR *d = opendir(dir);
+    if (!d) return elmo_fail("%s: cannot open directory: %s", dir, strerror(errno));
+    int cap = 16;
+    *steps = xmalloc((size_t)cap * sizeof **steps);
+    *n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long s = checkpoint_step(e->d_name);
+        if (s < 0) continue;
+        if (*n == cap) *steps = xrealloc(*steps, (size_t)(cap *= 2) * sizeof **steps);
+        (*steps)[(*n)++] = s;
+    }
+    closedir(d);
+    if (*n == 0) {
+        free(*steps);
+        *steps = NULL;
+        return elmo_fail("%s: no checkpoint (model.ckpt-<step>.hdf5) in this directory", dir);
+    }
+    qsort(*steps, (size_t)*n, sizeof **steps, newest_first);
+    return 0;
+}
+
+void checkpoint_path(char *out, size_t size, const char *dir, long step) {
+    snprintf(out, size, "%s/model.ckpt-%ld.hdf5", dir, step);
 }
 
 void checkpoint_prune(const char *dir, int keep) {

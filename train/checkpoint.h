@@ -29,8 +29,11 @@ typedef struct {
  * (root attributes best_step, heldout_perplexity, _forward, _backward). */
 int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
                     const RunSettings *settings, const CheckpointBest *best);
-/* Restores parameters, accumulators, step, generator, carried states and readers. */
-int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers);
+/* Restores parameters, accumulators, step, generator, carried states and readers, and
+ * validates them: float datasets of finite values, accumulators > 0, 0 <= step <=
+ * max_step (< 0: no bound) and equal to the step of the file name, generator states the
+ * generator can have, reader counters in range. An error names the file and what is wrong. */
+int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers, long max_step);
 /* The Adagrad accumulators of every tensor but the softmax (training/adagrad/<name>): the
  * optimiser state kept when fine-tuning from a checkpoint (train --keep-optimizer). */
 int checkpoint_load_accumulators(const char *path, Trainer *t);
@@ -41,6 +44,11 @@ int checkpoint_softmax_rows(const char *path, long *rows);
 /* The checkpoint with the highest step in dir ("model.ckpt-<step>.hdf5"): path into out;
  * fails naming dir when there is none. */
 int checkpoint_latest(const char *dir, char *out, size_t size, long *step);
+/* The steps of dir's checkpoints, newest first: *n of them into *steps (allocated; the
+ * caller frees); fails naming dir when there is none. */
+int checkpoint_list(const char *dir, long **steps, int *n);
+/* "DIR/model.ckpt-<step>.hdf5" into out. */
+void checkpoint_path(char *out, size_t size, const char *dir, long step);
 /* Removes all but the newest `keep` checkpoints of dir. */
 void checkpoint_prune(const char *dir, int keep);
 

@@ -58,6 +58,8 @@ static const char train_help[] =
     "  --lr-scale-pretrained F the learning rate of every layer but the softmax times F (default 1)\n"
     "  --restart DIR           resume the newest checkpoint of DIR exactly where it stopped, with\n"
     "                          every setting of the run; any option below overrides its setting\n"
+    "  --fallback              with --restart: when the newest checkpoint is damaged, resume the\n"
+    "                          newest intact older one (without it: an error naming both)\n"
     "  --seed N                seed of initialisation, data order, samples, dropout (default 1)\n"
     "  --no-shuffle            shards in sorted-name order, sentences in file order\n"
     "  --n-epochs N            override the options' n_epochs (default 10)\n"
@@ -86,13 +88,13 @@ enum {
     O_LR_SCALE, O_SETTINGS_END,
     /* the command's own */
     O_OPTIONS = O_SETTINGS_END, O_SAVE, O_INIT, O_INIT_VOCAB, O_KEEP_OPTIMIZER, O_SOFTMAX_INIT, O_RESTART, O_MAX,
-    O_IGNORE_MEMORY
+    O_IGNORE_MEMORY, O_FALLBACK
 };
 
 typedef struct {
     const char *options, *save_dir, *init_from, *init_vocab, *restart;
     long max_batches;
-    int ignore_memory, keep_optimizer, softmax_from_embeddings;
+    int ignore_memory, keep_optimizer, softmax_from_embeddings, fallback;
     RunSettings given;               /* the settings given on the command line ... */
     int is_given[O_SETTINGS_END];    /* ... and which */
 } TrainCommand;
@@ -120,6 +122,7 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         {"ignore-memory-check", no_argument, 0, O_IGNORE_MEMORY}, {"init-vocab", required_argument, 0, O_INIT_VOCAB},
         {"keep-optimizer", no_argument, 0, O_KEEP_OPTIMIZER}, {"warmup-softmax", required_argument, 0, O_WARMUP},
         {"lr-scale-pretrained", required_argument, 0, O_LR_SCALE}, {"softmax-init", required_argument, 0, O_SOFTMAX_INIT},
+        {"fallback", no_argument, 0, O_FALLBACK},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     memset(c, 0, sizeof *c);
@@ -148,6 +151,7 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
             break;
         }
         case O_RESTART: c->restart = optarg; break;
+        case O_FALLBACK: c->fallback = 1; break;
         case O_MAX: c->max_batches = cli_int("--max-batches", optarg, 1, 1L << 40); break;
         case O_IGNORE_MEMORY: c->ignore_memory = 1; break;
         case O_TRAIN_PREFIX: copy_text(g->train_prefix, optarg, "--train-prefix"); break;
@@ -171,6 +175,7 @@ static void parse_args(TrainCommand *c, int argc, char **argv) {
         }
     }
     if (optind < argc) elmo_die("train: unexpected argument '%s'", argv[optind]);
+    if (c->fallback && !c->restart) elmo_die("train: --fallback goes with --restart DIR");
     if (c->restart) {
         if (c->options || c->init_from || c->save_dir || c->init_vocab || c->keep_optimizer)
             elmo_die("train: --restart DIR takes its options and save directory from DIR; drop --options, "
@@ -326,6 +331,13 @@ static void plan_resources(const TrainCommand *c, const ElmoOptions *opt, long V
                 plan_format_bytes(b[0], 32, free_disk), plan_format_bytes(b[1], 32, disk));
 }
 
+/* The first damaged checkpoint met on --restart: "PATH: why", or "" while none. */
+static char restart_damage[1200];
+
+static void note_damage(void) {
+    if (!restart_damage[0]) snprintf(restart_damage, sizeof restart_damage, "%s", elmo_error());
+}
+
 int cmd_train(int argc, char **argv) {
     TrainCommand c;
     parse_args(&c, argc, argv);
@@ -340,9 +352,19 @@ int cmd_train(int argc, char **argv) {
     /* the settings: a fresh run's defaults, or the restarted run's; the command line over them */
     RunSettings s;
     char options_path[4096], checkpoint[4096];
+    long *restart_steps = NULL;
+    int n_restart = 0, candidate = 0;
     if (c.restart) {
-        if (checkpoint_latest(c.restart, checkpoint, sizeof checkpoint, NULL) < 0) elmo_die_last();
-        if (checkpoint_read_settings(checkpoint, &s) < 0) elmo_die_last();
+        /* newest first; a damaged one is passed over here only to name the intact one
+         * (or, with --fallback, to resume from it) once the checkpoints are loaded */
+        if (checkpoint_list(c.restart, &restart_steps, &n_restart) < 0) elmo_die_last();
+        for (; candidate < n_restart; candidate++) {
+            checkpoint_path(checkpoint, sizeof checkpoint, c.restart, restart_steps[candidate]);
+            if (checkpoint_read_settings(checkpoint, &s) == 0) break;
+            note_damage();
+        }
+        if (candidate == n_restart)
+            elmo_die("damaged checkpoint: %s; no intact older one in %s", restart_damage, c.restart);
         snprintf(options_path, sizeof options_path, "%s/options.json", c.restart);
     } else {
         settings_defaults(&s);
@@ -465,7 +487,21 @@ int cmd_train(int argc, char **argv) {
         elmo_note("%s: Adagrad accumulators kept (--keep-optimizer)", c.init_from);
     }
     if (c.restart) {
-        if (checkpoint_load(checkpoint, &trainer, run.readers) < 0) elmo_die_last();
+        for (; candidate < n_restart; candidate++) {
+            checkpoint_path(checkpoint, sizeof checkpoint, c.restart, restart_steps[candidate]);
+            RunSettings older;
+            if (checkpoint_read_settings(checkpoint, &older) == 0 &&
+                checkpoint_load(checkpoint, &trainer, run.readers, n_batches) == 0)
+                break;
+            note_damage();
+        }
+        free(restart_steps);
+        if (candidate == n_restart)
+            elmo_die("damaged checkpoint: %s; no intact older one in %s", restart_damage, c.restart);
+        if (restart_damage[0] && !c.fallback)
+            elmo_die("damaged checkpoint: %s; the newest intact one is %s: resume from it with --restart %s --fallback",
+                     restart_damage, checkpoint, c.restart);
+        if (restart_damage[0]) elmo_note("damaged checkpoint: %s; resuming from %s (--fallback)", restart_damage, checkpoint);
         fprintf(stderr, "train: resuming %s at batch %ld of %ld\n", checkpoint, trainer.step, n_batches);
     }
     if (metrics_open(&run.metrics, c.save_dir, trainer.step) < 0) elmo_die_last();

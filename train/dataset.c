@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <glob.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -497,9 +498,12 @@ int lm_reader_load_state(LmReader *r, hid_t group) {
         check_setting(where, "shuffle", shuffle, r->shuffle) < 0 ||
         check_setting(where, "mode (1 = evaluation)", mode, r->mode == LM_EVAL) < 0)
         return -1;
-    if (pass < 0 || position < 0 || position > n_sent)
-        return elmo_fail("%s: inconsistent counters (pass %lld, position %lld of %lld)", where, (long long)pass,
-                         (long long)position, (long long)n_sent);
+    if (pass < 0 || position < 0 || n_sent < 0 || position > n_sent || (ended != 0 && ended != 1))
+        return elmo_fail("%s: inconsistent counters (pass %lld, position %lld of %lld, ended %lld)", where,
+                         (long long)pass, (long long)position, (long long)n_sent, (long long)ended);
+    if (!rng_state_valid(rng_now) || !rng_state_valid(rng_before))
+        return elmo_fail("%s: %s: all-zero generator state (not one the generator can have)", where,
+                         rng_state_valid(rng_now) ? "rng_state_before_shard_shuffle" : "rng_state");
 
     char **cur = NULL, **left = NULL, **texts = NULL;
     size_t n_cur = 0, n_left = 0, n_texts = 0;
@@ -514,6 +518,14 @@ int lm_reader_load_state(LmReader *r, hid_t group) {
         goto done;
     }
     if (n_cur == 1 && (cur_idx = find_shard(r, where, cur[0])) < 0) goto done;
+    if (n_cur == 0 && (n_sent != 0 || position != 0)) {
+        elmo_fail("%s: no current shard, yet position %lld of %lld", where, (long long)position, (long long)n_sent);
+        goto done;
+    }
+    if (n_texts > (size_t)INT_MAX || n_left > (size_t)INT_MAX) {
+        elmo_fail("%s: %zu streams, %zu remaining shards: not a state this program writes", where, n_texts, n_left);
+        goto done;
+    }
     order = xmalloc((n_left ? n_left : 1) * sizeof *order);
     for (size_t i = 0; i < n_left; i++)
         if ((order[i] = find_shard(r, where, left[i])) < 0) goto done;

@@ -191,8 +191,8 @@ int remap_load_softmax(BilmModel *m, const char *path, const Vocab *vocab, const
         W = xmalloc_aligned((size_t)rows * P * sizeof(float));
         b = xmalloc((size_t)rows * sizeof(float));
         hsize_t wd[2] = {(hsize_t)rows, (hsize_t)P}, bd[1] = {(hsize_t)rows};
-        rc = h5io_read_floats(file, path, "softmax/W", 2, wd, W);
-        if (rc == 0) rc = h5io_read_floats(file, path, "softmax/b", 1, bd, b);
+        rc = h5io_read_weights(file, path, "softmax/W", 2, wd, W);
+        if (rc == 0) rc = h5io_read_weights(file, path, "softmax/b", 1, bd, b);
     }
     H5Fclose(file);
     if (rc == 0) {
@@ -236,8 +236,8 @@ int remap_load_softmax_accumulators(const BilmModel *m, const char *path, const 
         W = xmalloc_aligned((size_t)rows * P * sizeof(float));
         b = xmalloc((size_t)rows * sizeof(float));
         hsize_t wd[2] = {(hsize_t)rows, (hsize_t)P}, bd[1] = {(hsize_t)rows};
-        rc = h5io_read_floats(file, path, "training/adagrad/softmax/W", 2, wd, W);
-        if (rc == 0) rc = h5io_read_floats(file, path, "training/adagrad/softmax/b", 1, bd, b);
+        rc = h5io_read_weights(file, path, "training/adagrad/softmax/W", 2, wd, W);
+        if (rc == 0) rc = h5io_read_weights(file, path, "training/adagrad/softmax/b", 1, bd, b);
     }
     H5Fclose(file);
     for (int i = 0; rc == 0 && i < vocab->size; i++) {

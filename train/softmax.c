@@ -63,7 +63,12 @@ void sampler_draw(SampleSet *s, Rng *rng) {
     const double log_range = log(V + 1.0);
     long tries = 0;
     int n = 0;
+    /* S distinct ids of a log-uniform draw come far sooner; only a broken generator (an
+     * all-zero state, refused when a checkpoint is loaded) could go on forever */
+    const long max_tries = 1000L * S + 1000000L;
     while (n < S) {
+        CHECK(tries < max_tries, "sampler_draw: %d distinct of %d ids not drawn in %ld tries (generator broken?)", S, V,
+              tries);
         double u = rng_uniform(rng);
         int32_t k = (int32_t)(((int64_t)floor(exp(u * log_range)) - 1) % V);
         tries++;
