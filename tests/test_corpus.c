@@ -725,6 +725,27 @@ static void expect_failure(const char *command, const char *input, const char *c
     assert_int_equal(count_files(out), 0);
 }
 
+/* prepare (and shard) on bad input leave the output directory as they found it: a new
+ * one is gone again, an existing one holds nothing new (no empty train/). */
+static void test_failed_run_leaves_no_directories(void **state) {
+    char dir[600], input[700], args[2048], err[4096];
+    tmp_path(input, sizeof input, "bad_for_prepare.txt");
+    write_text_file(input, "good line\nbad \xff line\n");
+    tmp_path(dir, sizeof dir, "prepare_new");
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' --shards 2 --heldout-fraction 0.1 --quiet",
+             input, dir);
+    assert_int_equal(run_elmo(args, err, sizeof err), 2);
+    assert_false(file_exists(dir));
+    tmp_path(dir, sizeof dir, "shard_existing");
+    make_dir(dir);
+    snprintf(args, sizeof args, "shard --input '%s' --output-dir '%s' --shards 2 --quiet", input, dir);
+    assert_int_equal(run_elmo(args, err, sizeof err), 2);
+    char inside[700];
+    snprintf(inside, sizeof inside, "%s/train", dir);
+    assert_false(file_exists(inside));
+    assert_true(file_exists(dir));
+}
+
 static void test_bad_input(void **state) {
     char dir[600], path[700], pattern[700];
     tmp_path(dir, sizeof dir, "bad");
@@ -967,6 +988,7 @@ int main(void) {
         cmocka_unit_test(test_vocab_reproduces_brown),
         cmocka_unit_test(test_prepared_corpus_trains),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_failed_run_leaves_no_directories),
         cmocka_unit_test(test_ten_megabyte_line),
     };
     return cmocka_run_group_tests_name("corpus", tests, setup, teardown);

@@ -481,6 +481,10 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
         free(heldout_dir);
         return -1;
     }
+    /* a failed run removes the directories it created (rmdir: only while empty) */
+    struct stat st0;
+    const int had_dir = stat(o->output_dir, &st0) == 0, had_train = stat(train_dir, &st0) == 0;
+    const int had_heldout = stat(heldout_dir, &st0) == 0;
     fileset_begin(&s.done);
     if (find_outputs(train_dir, "shard-", &earlier) < 0 || find_outputs(heldout_dir, "heldout-", &earlier) < 0)
         goto done;
@@ -488,7 +492,7 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
         elmo_fail("%s already holds shard files (%s, ...); --force replaces them", o->output_dir, earlier.paths[0]);
         goto done;
     }
-    if (ensure_open_files(o->n_shards) < 0 || file_make_dirs(train_dir) < 0) goto done;
+    if (ensure_open_files(o->n_shards) < 0 || file_make_dirs(o->output_dir) < 0) goto done;
     rng_seed(&s.rng, o->seed);
     s.deal = xmalloc((size_t)o->n_shards * sizeof *s.deal);
     for (int i = 0; i < o->n_shards; i++) s.deal[i] = i;
@@ -506,10 +510,15 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
             elmo_fail("%s: cannot remove: %s", earlier.paths[i], strerror(errno));
             goto done;
         }
-    rc = second_pass(&s, train_dir, heldout_dir);
+    if (file_make_dirs(train_dir) == 0) rc = second_pass(&s, train_dir, heldout_dir);
 done:
     if (rc < 0) fileset_discard(&s.done);
     else fileset_keep(&s.done);
+    if (rc < 0) {
+        if (!had_heldout) rmdir(heldout_dir);
+        if (!had_train) rmdir(train_dir);
+        if (!had_dir) rmdir(o->output_dir);
+    }
     corpus_close(&reader);
     for (int i = 0; i < n_spills; i++)
         if (s.spill[i].f) fclose(s.spill[i].f);
