@@ -13,6 +13,7 @@ int fuzz_options(const uint8_t *data, size_t size);
 int fuzz_text(const uint8_t *data, size_t size);
 int fuzz_vocab(const uint8_t *data, size_t size);
 int fuzz_tfbundle(const uint8_t *data, size_t size);
+int fuzz_shard(const uint8_t *data, size_t size);
 
 /* Writes data into a file of this process's own temporary directory; returns its path. */
 const char *fuzz_write_file(const char *name, const uint8_t *data, size_t size);
