@@ -6,7 +6,7 @@
  * PREFIX.data-%05d-of-%05d holding the tensors' raw little-endian bytes. The table maps
  * "" to the BundleHeaderProto (num_shards, endianness) and every tensor name to a
  * BundleEntryProto (dtype, shape, shard, offset, size, masked CRC32C of the bytes).
- * SPEC.md section 10 names the tensors of a bilm-tf checkpoint.
+ * docs/design.md section 10 names the tensors of a bilm-tf checkpoint.
  */
 #ifndef ELMO_TFBUNDLE_H
 #define ELMO_TFBUNDLE_H

@@ -1,4 +1,4 @@
-/* cmd_import_tf.c - `elmo import-tf`: a TensorFlow V2 checkpoint of bilm-tf (SPEC.md
+/* cmd_import_tf.c - `elmo import-tf`: a TensorFlow V2 checkpoint of bilm-tf (docs/design.md
  * section 10) as this project's HDF5 file, read by src/tfbundle.c without TensorFlow. */
 #include <getopt.h>
 #include <inttypes.h>
