@@ -170,43 +170,62 @@ static int fit_new_rows(BilmModel *m, const Vocab *vocab, const float *W, const 
     return rc == 0 ? 0 : 1;
 }
 
+/* The rows the file holds for the softmax: their tokens (*old), the tensors w_name (rows, P)
+ * and b_name (rows) (the softmax, or its Adagrad accumulators), and *rows. */
+static int read_old_rows(const char *path, const char *init_vocab, int P, const char *w_name, const char *b_name,
+                         Vocab *old, float **W, float **b, long *rows) {
+    *W = *b = NULL;
+    hid_t file;
+    if (h5io_open_read(path, &file) < 0) return -1;
+    int rank;
+    hsize_t dims[H5IO_MAX_RANK];
+    int rc = h5io_shape(file, path, "softmax/W", &rank, dims);
+    if (rc == 0 && (rank != 2 || dims[1] != (hsize_t)P)) rc = elmo_fail("%s: softmax/W is not (rows, %d)", path, P);
+    if (rc == 0) {
+        *rows = (long)dims[0];
+        rc = old_tokens(path, file, init_vocab, *rows, old);
+    }
+    if (rc == 0) {
+        *W = xmalloc_aligned((size_t)*rows * P * sizeof(float));
+        *b = xmalloc((size_t)*rows * sizeof(float));
+        hsize_t wd[2] = {(hsize_t)*rows, (hsize_t)P}, bd[1] = {(hsize_t)*rows};
+        rc = h5io_read_weights(file, path, w_name, 2, wd, *W);
+        if (rc == 0) rc = h5io_read_weights(file, path, b_name, 1, bd, *b);
+    }
+    H5Fclose(file);
+    return rc;
+}
+
+/* For each token of vocab found in old: its row of W (P wide) and b copied into dst_W,
+ * dst_b; old_of (may be NULL) receives the old row of each token, -1 for a new one.
+ * Returns the tokens kept. */
+static long copy_kept_rows(float *dst_W, float *dst_b, const float *W, const float *b, const Vocab *vocab,
+                           const Vocab *old, int P, int *old_of) {
+    long kept = 0;
+    for (int i = 0; i < vocab->size; i++) {
+        const int from = vocab_lookup(old, vocab->words[i]);
+        if (old_of) old_of[i] = from;
+        if (from < 0) continue;
+        kept++;
+        memcpy(dst_W + (size_t)i * P, W + (size_t)from * P, (size_t)P * sizeof(float));
+        dst_b[i] = b[from];
+    }
+    return kept;
+}
+
 int remap_load_softmax(BilmModel *m, const char *path, const Vocab *vocab, const char *init_vocab, SoftmaxRemap *r) {
     memset(r, 0, sizeof *r);
     const int P = m->opt->proj_dim;
     CHECK(m->softmax_vocab == vocab->size, "the model's softmax has %ld rows, the vocabulary %d", m->softmax_vocab,
           vocab->size);
-    hid_t file;
-    if (h5io_open_read(path, &file) < 0) return -1;
-    long rows = 0;
-    int rank;
-    hsize_t dims[H5IO_MAX_RANK];
-    int rc = h5io_shape(file, path, "softmax/W", &rank, dims);
-    if (rc == 0 && (rank != 2 || dims[1] != (hsize_t)P))
-        rc = elmo_fail("%s: softmax/W is not (rows, %d)", path, P);
-    if (rc == 0) rows = (long)dims[0];
     Vocab old = {0};
-    if (rc == 0) rc = old_tokens(path, file, init_vocab, rows, &old);
-    float *W = NULL, *b = NULL;
-    if (rc == 0) {
-        W = xmalloc_aligned((size_t)rows * P * sizeof(float));
-        b = xmalloc((size_t)rows * sizeof(float));
-        hsize_t wd[2] = {(hsize_t)rows, (hsize_t)P}, bd[1] = {(hsize_t)rows};
-        rc = h5io_read_weights(file, path, "softmax/W", 2, wd, W);
-        if (rc == 0) rc = h5io_read_weights(file, path, "softmax/b", 1, bd, b);
-    }
-    H5Fclose(file);
+    float *W, *b;
+    long rows = 0;
+    const int rc = read_old_rows(path, init_vocab, P, "softmax/W", "softmax/b", &old, &W, &b, &rows);
     if (rc == 0) {
         int *old_of = xmalloc((size_t)vocab->size * sizeof(int));
-        for (int i = 0; i < vocab->size; i++) {
-            old_of[i] = vocab_lookup(&old, vocab->words[i]);
-            if (old_of[i] < 0) {
-                r->added++;
-                continue;
-            }
-            r->kept++;
-            memcpy(m->softmax_W + (size_t)i * P, W + (size_t)old_of[i] * P, (size_t)P * sizeof(float));
-            m->softmax_b[i] = b[old_of[i]];
-        }
+        r->kept = copy_kept_rows(m->softmax_W, m->softmax_b, W, b, vocab, &old, P, old_of);
+        r->added = vocab->size - r->kept;
         r->dropped = rows - r->kept;
         fit_new_rows(m, vocab, W, b, old_of, r);
         free(old_of);
@@ -220,32 +239,12 @@ int remap_load_softmax(BilmModel *m, const char *path, const Vocab *vocab, const
 int remap_load_softmax_accumulators(const BilmModel *m, const char *path, const Vocab *vocab, const char *init_vocab,
                                     float *acc_W, float *acc_b) {
     const int P = m->opt->proj_dim;
-    hid_t file;
-    if (h5io_open_read(path, &file) < 0) return -1;
-    long rows = 0;
-    int rank, rc = -1;
-    hsize_t dims[H5IO_MAX_RANK];
-    if (h5io_shape(file, path, "softmax/W", &rank, dims) == 0) {
-        rows = (long)dims[0];
-        rc = 0;
-    }
     Vocab old = {0};
-    if (rc == 0) rc = old_tokens(path, file, init_vocab, rows, &old);
-    float *W = NULL, *b = NULL;
-    if (rc == 0) {
-        W = xmalloc_aligned((size_t)rows * P * sizeof(float));
-        b = xmalloc((size_t)rows * sizeof(float));
-        hsize_t wd[2] = {(hsize_t)rows, (hsize_t)P}, bd[1] = {(hsize_t)rows};
-        rc = h5io_read_weights(file, path, "training/adagrad/softmax/W", 2, wd, W);
-        if (rc == 0) rc = h5io_read_weights(file, path, "training/adagrad/softmax/b", 1, bd, b);
-    }
-    H5Fclose(file);
-    for (int i = 0; rc == 0 && i < vocab->size; i++) {
-        const int from = vocab_lookup(&old, vocab->words[i]);
-        if (from < 0) continue;
-        memcpy(acc_W + (size_t)i * P, W + (size_t)from * P, (size_t)P * sizeof(float));
-        acc_b[i] = b[from];
-    }
+    float *W, *b;
+    long rows = 0;
+    const int rc = read_old_rows(path, init_vocab, P, "training/adagrad/softmax/W", "training/adagrad/softmax/b", &old,
+                                 &W, &b, &rows);
+    if (rc == 0) copy_kept_rows(acc_W, acc_b, W, b, vocab, &old, P, NULL);
     free(W);
     free(b);
     if (old.words) vocab_free(&old);
