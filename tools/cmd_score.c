@@ -75,15 +75,7 @@ static void load_scoring_model(ScoringModel *sm, const char *options_path, const
                  weights_path);
     /* the softmax's rows matched to --vocab by token (train/remap.h) */
     if (memfit_check(options_path, &sm->opt, sm->vocab.size, batch) < 0) elmo_die_last();
-    model_init_layout(&sm->model, &sm->opt, sm->vocab.size);
-    SoftmaxRemap remap;
-    if (model_load_bilm(&sm->model, weights_path) < 0 ||
-        remap_load_softmax(&sm->model, weights_path, &sm->vocab, init_vocab, &remap) < 0)
-        elmo_die_last();
-    if (remap.added || remap.dropped) {
-        char line[256];
-        elmo_note("%s: %s", weights_path, remap_describe(&remap, line, sizeof line));
-    }
+    if (remap_load_model(&sm->model, &sm->opt, weights_path, &sm->vocab, init_vocab) < 0) elmo_die_last();
 }
 
 static void free_scoring_model(ScoringModel *sm) {

@@ -103,14 +103,7 @@ int cmd_eval(int argc, char **argv) {
     if (rows == 0) elmo_die("%s: no softmax/W: perplexity needs a checkpoint with its softmax", weights);
     if (memfit_check(options_path, &opt, vocab.size, batch_size) < 0) elmo_die_last();
     BilmModel model;
-    model_init_layout(&model, &opt, vocab.size);
-    SoftmaxRemap remap;
-    if (model_load_bilm(&model, weights) < 0 || remap_load_softmax(&model, weights, &vocab, init_vocab, &remap) < 0)
-        elmo_die_last();
-    if (remap.added || remap.dropped) {
-        char line[256];
-        elmo_note("%s: %s", weights, remap_describe(&remap, line, sizeof line));
-    }
+    if (remap_load_model(&model, &opt, weights, &vocab, init_vocab) < 0) elmo_die_last();
 
     HeldoutResult r;
     if (heldout_evaluate(&model, &vocab, prefix, batch_size, max_tokens, !quiet, &r) < 0) elmo_die_last();

@@ -266,6 +266,18 @@ void remap_softmax_from_embeddings(BilmModel *m, const Vocab *vocab) {
     free(all);
 }
 
+int remap_load_model(BilmModel *m, const ElmoOptions *o, const char *path, const Vocab *vocab,
+                     const char *init_vocab) {
+    model_init_layout(m, o, vocab->size);
+    SoftmaxRemap remap;
+    if (model_load_bilm(m, path) < 0 || remap_load_softmax(m, path, vocab, init_vocab, &remap) < 0) return -1;
+    if (remap.added || remap.dropped) {
+        char line[256];
+        elmo_note("%s: %s", path, remap_describe(&remap, line, sizeof line));
+    }
+    return 0;
+}
+
 const char *remap_describe(const SoftmaxRemap *r, char *buf, size_t size) {
     char fit[96];
     if (r->added == 0) snprintf(fit, sizeof fit, "none");

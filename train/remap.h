@@ -31,6 +31,10 @@ int remap_load_softmax_accumulators(const BilmModel *m, const char *path, const 
 /* Every row of m's softmax set to its token's embedding, the biases to 0 (a start for a
  * softmax the file does not have: train --softmax-init embeddings). */
 void remap_softmax_from_embeddings(BilmModel *m, const Vocab *vocab);
+/* A model for evaluating or scoring with vocab: m laid out for it, the file's biLM loaded
+ * and its softmax matched by token, a note when any row is new or dropped. */
+int remap_load_model(BilmModel *m, const ElmoOptions *o, const char *path, const Vocab *vocab,
+                     const char *init_vocab);
 /* "softmax: N rows kept, N new (...), N dropped" into buf. */
 const char *remap_describe(const SoftmaxRemap *r, char *buf, size_t size);
 
