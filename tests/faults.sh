@@ -6,6 +6,8 @@
 #     no temporary file may be left;
 #   - SIGTERM / SIGINT at FAULTS_SIGNALS (default 6) random moments: exit 143 / 130 with a
 #     checkpoint, then an exact resume;
+#   - SIGTERM / SIGINT at FAULTS_EARLY (default 4) moments of a fresh run's setup: either
+#     the save directory is left as it was found (here: absent) or it holds a checkpoint;
 #   - a second run on a directory in use is refused;
 #   - a full disk (ulimit -f) for train, embed, vocab, shard and dump-weights: exit 2 with
 #     one line, the earlier result intact, and a resume once there is room.
@@ -15,6 +17,7 @@ cd "$(dirname "$0")/.."
 ELMO=${1:-bin/elmo}
 KILLS=${FAULTS_KILLS:-20}
 SIGNALS=${FAULTS_SIGNALS:-6}
+EARLY=${FAULTS_EARLY:-4}
 work=$(mktemp -d "${TMPDIR:-/tmp}/elmo-faults.XXXXXX") || exit 2
 trap 'rm -rf "$work"' EXIT
 
@@ -118,6 +121,28 @@ while [ $i -lt "$SIGNALS" ]; do
     fi
 done
 
+# 2b. SIGTERM / SIGINT during a fresh run's setup (the first milliseconds): the run stops
+# before its first batch leaving no directory behind, or after it with a checkpoint
+i=0
+while [ $i -lt "$EARLY" ]; do
+    i=$((i + 1))
+    dir="$work/early-$i"
+    if [ $((i % 2)) -eq 0 ]; then sig=INT; else sig=TERM; fi
+    delay=$(awk -v i="$i" 'BEGIN { printf "%.3f", 0.006 * i }')
+    # shellcheck disable=SC2086
+    "$ELMO" train $train_args --save-dir "$dir" 2>"$dir.err" &
+    pid=$!
+    sleep "$delay"
+    kill -$sig $pid 2>/dev/null
+    wait $pid
+    injected=$((injected + 1))
+    if [ -e "$dir" ] && ! ls "$dir"/model.ckpt-*.hdf5 >/dev/null 2>&1; then
+        miss "SIG$sig after ${delay}s of setup: the save directory was left without a checkpoint: $(ls "$dir" | tr '\n' ' ')"
+    else
+        ok
+    fi
+done
+
 # 3. a second run on a directory in use
 dir="$work/busy"
 # shellcheck disable=SC2086
@@ -171,5 +196,6 @@ if "$ELMO" train --restart "$dir" --n-epochs 2 2>"$work/resume.err"; then ok; el
     miss "the run did not resume once there was room: $(tail -1 "$work/resume.err")"; fi
 
 echo "faults: $injected injected ($KILLS kill -9, $during_write of them during a write; $SIGNALS SIGTERM/SIGINT;" \
+    "$EARLY during setup;" \
     "a busy directory; 5 full disks), $survived survived, $((injected - survived)) missed"
 [ "$survived" -eq "$injected" ]

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,6 +342,9 @@ static void note_damage(void) {
 int cmd_train(int argc, char **argv) {
     TrainCommand c;
     parse_args(&c, argc, argv);
+    /* a SIGINT/SIGTERM from here on is noted: during the setup it stops the run before its
+     * first batch (a fresh run's directory restored as found), later after a checkpoint */
+    signals_stop_gracefully();
     /* one run at a time in the save directory, locked before anything is written there */
     struct stat dir_st;
     if (!c.restart)
@@ -511,6 +515,12 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "train: %ld batches of %d x %d tokens, %d shards, vocabulary %d, %s softmax\n", n_batches, B, T,
             lm_reader_n_shards(run.readers[0]), vocab.size, opt.sample_softmax ? "sampled" : "full");
 
+    const int early_signal = signals_stop_requested();
+    if (early_signal) {
+        fprintf(stderr, "train: stopped by %s before the first batch%s\n", early_signal == SIGINT ? "SIGINT" : "SIGTERM",
+                c.restart ? "; the checkpoints are as they were" : "; the save directory is left as it was found");
+        exit(128 + early_signal); /* atexit: restore_found_dir */
+    }
     found.kept = 1; /* from the first batch on, the directory holds the run */
     const int code = train_run(&run);
 
