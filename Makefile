@@ -6,11 +6,14 @@
 #            BUILD=DIR (objects, libelmo.a, test programs; default build)
 #            BIN=DIR (elmo itself, default bin): give a switched build its own folders,
 #            e.g. make test SANITIZE=1 BUILD=build/sanitize BIN=build/sanitize/bin (.ci/run)
+#            MPI=1 (data-parallel training over MPI ranks: built with mpicc, Open MPI from
+#            Debian; `make test` builds one in build/mpi when mpicc is there)
 CC       ?= gcc
 DEBUG    ?= 0
 SANITIZE ?= 0
 NATIVE   ?= 1
 FUZZ     ?= 0
+MPI      ?= 0
 BUILD    ?= build
 BIN      ?= bin
 # Where the reference fixtures live (tests read them in place, never copy them).
@@ -56,7 +59,12 @@ ifeq ($(SANITIZE),1)
   SAN_LDFLAGS := -static-libasan -static-libubsan
 endif
 
-CFLAGS  := -std=c11 -D_DEFAULT_SOURCE $(OPT) $(OMP) -Wall -Wextra -Wshadow \
+ifeq ($(MPI),1)
+  CC := mpicc
+  MPI_FLAGS := -DELMO_MPI
+endif
+
+CFLAGS  := -std=c11 $(MPI_FLAGS) -D_DEFAULT_SOURCE $(OPT) $(OMP) -Wall -Wextra -Wshadow \
            -Wno-unused-parameter -MMD -MP -Isrc -Itrain -Itools -I$(BLAS_INCDIR) $(PKG_CFLAGS)
 LDFLAGS := $(OPT) $(SAN_LDFLAGS) $(OMP)
 LDLIBS  := $(PKG_LIBS) -L$(BLAS_LIBDIR) -Wl,-rpath,$(BLAS_LIBDIR) -l:libopenblas.so.0 -lsnappy -lz -lm
@@ -114,9 +122,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_UTIL) $(LIB)
 # run $(ELMO) (ELMO_BIN), so a switched build tests its own program.
 test: deps
 	@$(MAKE) --no-print-directory run-tests
-run-tests: $(ELMO) $(TEST_BIN)
+# With mpicc present, an MPI build of elmo in $(BUILD)/mpi for tests/test_mpi.c (which
+# reports itself skipped without one).
+MPI_ELMO := $(if $(filter 0,$(MPI)),$(if $(shell command -v mpicc 2>/dev/null),$(BUILD)/mpi/bin/elmo))
+run-tests: $(ELMO) $(TEST_BIN) $(MPI_ELMO)
 	@sh scripts/check-layers.sh
-	@ELMO_BIN=$(ELMO) sh scripts/run-tests.sh $(TEST_BIN)
+	@ELMO_BIN=$(ELMO) ELMO_MPI_BIN=$(abspath $(MPI_ELMO)) sh scripts/run-tests.sh $(TEST_BIN)
+$(BUILD)/mpi/bin/elmo: FORCE
+	@$(MAKE) --no-print-directory MPI=1 BUILD=$(BUILD)/mpi BIN=$(BUILD)/mpi/bin $(BUILD)/mpi/bin/elmo
 
 demo: deps
 	@$(MAKE) --no-print-directory run-demo

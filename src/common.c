@@ -23,12 +23,28 @@ int elmo_fail(const char *fmt, ...) {
 
 const char *elmo_error(void) { return last_error; }
 
+/* Where errors go, with their prefix: stderr and "elmo: " unless elmo_errors_only. */
+static FILE *errors;
+static char error_prefix[64] = "elmo: ";
+
+static FILE *error_stream(void) { return errors ? errors : stderr; }
+
+void elmo_errors_only(const char *prefix) {
+    const int fd = dup(STDERR_FILENO);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f || !freopen("/dev/null", "w", stderr)) return; /* then everything stays on stderr */
+    setvbuf(f, NULL, _IOLBF, 0);
+    errors = f;
+    snprintf(error_prefix, sizeof error_prefix, "%s", prefix);
+}
+
 void elmo_die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fputs("elmo: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    FILE *out = error_stream();
+    fputs(error_prefix, out);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
     va_end(ap);
     /* quick_exit: after a failed write the HDF5 library's own exit handler can crash on
      * the file it could not close; our handlers (temporary-file removal) run through
@@ -51,15 +67,16 @@ void elmo_note(const char *fmt, ...) {
 void elmo_check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "elmo: internal error at %s:%d: %s: ", file, line, cond);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    FILE *out = error_stream();
+    fprintf(out, "%sinternal error at %s:%d: %s: ", error_prefix, file, line, cond);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
     va_end(ap);
     abort();
 }
 
 static _Noreturn void out_of_memory(size_t n, const char *file, int line) {
-    fprintf(stderr, "elmo: out of memory allocating %zu bytes (%s:%d)\n", n, file, line);
+    fprintf(error_stream(), "%sout of memory allocating %zu bytes (%s:%d)\n", error_prefix, n, file, line);
     exit(ELMO_EXIT_FAILURE);
 }
 

@@ -12,14 +12,15 @@
 #include "common.h"
 #include "fileio.h"
 #include "h5io.h"
+#include "replicas.h"
 #include "rng.h"
 
 static void state_name(char *buf, size_t size, char which, int d, int l) {
     snprintf(buf, size, "training/lstm_%c_%d_%d", which, d, l);
 }
 
-static int save_to(hid_t file, const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
-                   const RunSettings *settings, const CheckpointBest *best) {
+static int save_to(hid_t file, const char *path, const Trainer *t, const ReplicaStates *states, const Vocab *vocab,
+                   LmReader *const *readers, const RunSettings *settings, const CheckpointBest *best) {
     const BilmModel *m = t->model;
     char name[160];
     for (int i = 0; i < m->n_entries; i++) {
@@ -34,14 +35,16 @@ static int save_to(hid_t file, const char *path, const Trainer *t, const Vocab *
     if (h5io_write_strings(file, path, "vocab", (const char *const *)vocab->words, (size_t)vocab->size) < 0) return -1;
     const uint64_t step = (uint64_t)t->step;
     if (h5io_write_u64(file, path, "training/step", &step, 1) < 0) return -1;
-    if (h5io_write_u64(file, path, "training/rng", t->rng.s, 4) < 0) return -1;
+    /* every replica's generator and the states of the global batch's rows (replicas.h) */
+    const hsize_t rows = (hsize_t)states->n * t->B;
+    if (h5io_write_u64(file, path, "training/rng", states->rng, 4 * (size_t)states->n) < 0) return -1;
     for (int d = 0; d < t->n_dirs; d++)
         for (int l = 0; l < t->L; l++) {
-            hsize_t dc[2] = {(hsize_t)t->B, (hsize_t)t->dims.H}, dh[2] = {(hsize_t)t->B, (hsize_t)t->dims.Hs};
+            hsize_t dc[2] = {rows, (hsize_t)t->dims.H}, dh[2] = {rows, (hsize_t)t->dims.Hs};
             state_name(name, sizeof name, 'c', d, l);
-            if (h5io_write_floats(file, path, name, 2, dc, t->c_state[d][l]) < 0) return -1;
+            if (h5io_write_floats(file, path, name, 2, dc, states->c[d][l]) < 0) return -1;
             state_name(name, sizeof name, 'h', d, l);
-            if (h5io_write_floats(file, path, name, 2, dh, t->h_state[d][l]) < 0) return -1;
+            if (h5io_write_floats(file, path, name, 2, dh, states->h[d][l]) < 0) return -1;
         }
     hid_t training = H5Gopen2(file, "training", H5P_DEFAULT);
     char *json = settings_to_json(settings);
@@ -71,8 +74,17 @@ static int save_to(hid_t file, const char *path, const Trainer *t, const Vocab *
     return rc;
 }
 
-int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
-                    const RunSettings *settings, const CheckpointBest *best) {
+int checkpoint_save(const char *path, const Trainer *t, const ReplicaStates *states, const Vocab *vocab,
+                    LmReader *const *readers, const RunSettings *settings, const CheckpointBest *best) {
+    ReplicaStates own = {.n = 1, .rng = (uint64_t *)t->rng.s};
+    if (!states) {
+        for (int d = 0; d < t->n_dirs; d++)
+            for (int l = 0; l < t->L; l++) {
+                own.c[d][l] = t->c_state[d][l];
+                own.h[d][l] = t->h_state[d][l];
+            }
+        states = &own;
+    }
     PendingFile pending;
     pending_begin(&pending, path);
     hid_t file;
@@ -80,7 +92,7 @@ int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmRe
         pending_abort(&pending);
         return elmo_fail("%s: cannot create checkpoint (is the directory writable?)", path);
     }
-    int rc = save_to(file, path, t, vocab, readers, settings, best);
+    int rc = save_to(file, path, t, states, vocab, readers, settings, best);
     if (h5io_close(file, path) < 0) rc = -1;
     if (rc < 0) {
         char *msg = xstrdup(elmo_error());
@@ -115,8 +127,11 @@ int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers, long
                                (double)t->accum[e->offset + k]);
     }
     uint64_t step = 0;
+    const Replicas *rep = replicas();
+    ReplicaStates states;
+    replica_states_init(&states, t, rep->size);
     if (rc == 0) rc = h5io_read_u64(file, path, "training/step", &step, 1);
-    if (rc == 0) rc = h5io_read_u64(file, path, "training/rng", t->rng.s, 4);
+    if (rc == 0) rc = h5io_read_u64(file, path, "training/rng", states.rng, 4 * (size_t)rep->size);
     if (rc == 0 && step > (uint64_t)LONG_MAX)
         rc = elmo_fail("%s: training/step %lld is negative", path, (long long)step);
     if (rc == 0 && max_step >= 0 && (long)step > max_step)
@@ -126,17 +141,21 @@ int checkpoint_load(const char *path, Trainer *t, LmReader *const *readers, long
     const long named = checkpoint_step(base ? base + 1 : path);
     if (rc == 0 && named >= 0 && (uint64_t)named != step)
         rc = elmo_fail("%s: training/step is %llu, the file name says %ld", path, (unsigned long long)step, named);
-    if (rc == 0 && !rng_state_valid(t->rng.s))
-        rc = elmo_fail("%s: training/rng: all-zero generator state (not one the generator can have)", path);
+    for (int k = 0; k < rep->size && rc == 0; k++)
+        if (!rng_state_valid(states.rng + 4 * k))
+            rc = elmo_fail("%s: training/rng: all-zero generator state (not one the generator can have)", path);
     t->step = (long)step;
+    const hsize_t rows = (hsize_t)rep->size * t->B;
     for (int d = 0; d < t->n_dirs && rc == 0; d++)
         for (int l = 0; l < t->L && rc == 0; l++) {
-            hsize_t dc[2] = {(hsize_t)t->B, (hsize_t)t->dims.H}, dh[2] = {(hsize_t)t->B, (hsize_t)t->dims.Hs};
+            hsize_t dc[2] = {rows, (hsize_t)t->dims.H}, dh[2] = {rows, (hsize_t)t->dims.Hs};
             state_name(name, sizeof name, 'c', d, l);
-            rc = h5io_read_weights(file, path, name, 2, dc, t->c_state[d][l]);
+            rc = h5io_read_weights(file, path, name, 2, dc, states.c[d][l]);
             state_name(name, sizeof name, 'h', d, l);
-            if (rc == 0) rc = h5io_read_weights(file, path, name, 2, dh, t->h_state[d][l]);
+            if (rc == 0) rc = h5io_read_weights(file, path, name, 2, dh, states.h[d][l]);
         }
+    if (rc == 0) replicas_take_states(t, &states, rep->rank);
+    replica_states_free(&states);
     for (int d = 0; d < t->n_dirs && rc == 0; d++) {
         snprintf(name, sizeof name, "training/reader_%d", d);
         hid_t group = h5io_exists(file, name) ? H5Gopen2(file, name, H5P_DEFAULT) : -1;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "replicas.h"
 #include "settings.h"
 #include "trainer.h"
 
@@ -26,10 +27,13 @@ typedef struct {
 } CheckpointBest;
 
 /* best: NULL for a regular checkpoint; for DIR/best.hdf5 the figures that made it best
- * (root attributes best_step, heldout_perplexity, _forward, _backward). */
-int checkpoint_save(const char *path, const Trainer *t, const Vocab *vocab, LmReader *const *readers,
-                    const RunSettings *settings, const CheckpointBest *best);
-/* Restores parameters, accumulators, step, generator, carried states and readers, and
+ * (root attributes best_step, heldout_perplexity, _forward, _backward). states: every
+ * replica's LSTM and generator states as gathered by rank 0 (replicas.h), NULL for the
+ * trainer's own (one replica). */
+int checkpoint_save(const char *path, const Trainer *t, const ReplicaStates *states, const Vocab *vocab,
+                    LmReader *const *readers, const RunSettings *settings, const CheckpointBest *best);
+/* Restores parameters, accumulators, step, generator, carried states and readers (of
+ * this rank's replica: its generator and its rows of the global batch), and
  * validates them: float datasets of finite values, accumulators > 0, 0 <= step <=
  * max_step (< 0: no bound) and equal to the step of the file name, generator states the
  * generator can have, reader counters in range. An error names the file and what is wrong. */

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "plan.h"
 #include "remap.h"
+#include "replicas.h"
 #include "run.h"
 #include "runlock.h"
 #include "settings.h"
@@ -340,6 +341,9 @@ static void note_damage(void) {
 }
 
 int cmd_train(int argc, char **argv) {
+    /* under mpirun/srun: one replica of the job (replicas.h); rank 0 alone writes */
+    const Replicas *rep = replicas_start();
+    const int lead = replicas_lead();
     TrainCommand c;
     parse_args(&c, argc, argv);
     /* a SIGINT/SIGTERM from here on is noted: during the setup it stops the run before its
@@ -347,11 +351,13 @@ int cmd_train(int argc, char **argv) {
     signals_stop_gracefully();
     /* one run at a time in the save directory, locked before anything is written there */
     struct stat dir_st;
-    if (!c.restart)
+    if (!lead)
+        ; /* rank 0 holds the directory for the job */
+    else if (!c.restart)
         begin_save_dir(c.save_dir);
     else if (stat(c.restart, &dir_st) == 0 && S_ISDIR(dir_st.st_mode) && runlock_take(c.restart) < 0)
         elmo_die_last();
-    if (file_remove_stale_temporaries(c.save_dir) < 0) elmo_die_last();
+    if (lead && file_remove_stale_temporaries(c.save_dir) < 0) elmo_die_last();
 
     /* the settings: a fresh run's defaults, or the restarted run's; the command line over them */
     RunSettings s;
@@ -374,6 +380,11 @@ int cmd_train(int argc, char **argv) {
         settings_defaults(&s);
         snprintf(options_path, sizeof options_path, "%s", c.options);
     }
+    if (c.restart && s.replicas != rep->size)
+        elmo_die("%s: the run was trained by %d replica%s (MPI ranks) and this is %d: its batches and states are "
+                 "those of %d; resume it with mpirun -np %d (or start a new run)",
+                 c.restart, s.replicas, s.replicas == 1 ? "" : "s", rep->size, s.replicas, s.replicas);
+    s.replicas = rep->size;
     const int saved_threads = s.threads;
     apply_given(&s, &c);
     s.threads = elmo_set_threads(c.is_given[O_THREADS] ? c.given.threads : s.threads);
@@ -417,20 +428,26 @@ int cmd_train(int argc, char **argv) {
             elmo_die("%s: already holds checkpoints (%s); continue them with --restart %s, or choose another "
                      "--save-dir", c.save_dir, existing, c.save_dir);
         s.n_epochs = c.is_given[O_EPOCHS] ? c.given.n_epochs : opt.n_epochs;
-        s.n_train_tokens = settle_train_tokens(&c, &opt, options_path, c.save_dir, plan);
+        /* rank 0 counts (and caches the count in the save directory); the others take it */
+        if (lead) s.n_train_tokens = settle_train_tokens(&c, &opt, options_path, c.save_dir, plan);
+        replicas_broadcast(&s.n_train_tokens, sizeof s.n_train_tokens);
     }
     if (options_set_integer(&opt, "n_tokens_vocab", vocab.size, options_path) < 0 ||
         options_set_integer(&opt, "n_epochs", s.n_epochs, options_path) < 0 ||
         options_set_integer(&opt, "n_train_tokens", s.n_train_tokens, options_path) < 0)
         elmo_die_last();
     options_make_training_keys_explicit(&opt);
-    const int B = opt.batch_size, T = opt.unroll_steps;
-    const long per_epoch = s.n_train_tokens / ((long)B * T), n_batches = s.n_epochs * per_epoch;
+    /* batch_size is per replica (bilm-tf's per GPU): an update takes B * T * N tokens */
+    const int B = opt.batch_size, T = opt.unroll_steps, N = rep->size;
+    const long per_epoch = s.n_train_tokens / ((long)B * T * N), n_batches = s.n_epochs * per_epoch;
     if (n_batches < 1)
-        elmo_die("%s: n_epochs * floor(n_train_tokens / (batch_size * unroll_steps)) = %ld * floor(%ld / %ld) is 0: "
-                 "nothing to train (a corpus this small needs a smaller batch_size or unroll_steps)",
-                 options_path, s.n_epochs, s.n_train_tokens, (long)B * T);
-    fprintf(stderr, "plan: %ld batches per epoch of %d x %d tokens, %ld epoch%s: %ld batches\n", per_epoch, B, T,
+        elmo_die("%s: n_epochs * floor(n_train_tokens / (batch_size * unroll_steps * replicas)) = %ld * floor(%ld / "
+                 "%ld) is 0: nothing to train (a corpus this small needs a smaller batch_size or unroll_steps)",
+                 options_path, s.n_epochs, s.n_train_tokens, (long)B * T * N);
+    if (N > 1)
+        fprintf(stderr, "plan: %d replicas (MPI ranks) of %d rows each: a global batch of %d x %d tokens\n", N, B,
+                B * N, T);
+    fprintf(stderr, "plan: %ld batches per epoch of %d x %d tokens, %ld epoch%s: %ld batches\n", per_epoch, B * N, T,
             s.n_epochs, s.n_epochs == 1 ? "" : "s", n_batches);
     cJSON_AddNumberToObject(plan, "train_tokens", (double)s.n_train_tokens);
     cJSON_AddNumberToObject(plan, "batches_per_epoch", (double)per_epoch);
@@ -444,7 +461,7 @@ int cmd_train(int argc, char **argv) {
     /* the save directory's options state every key, with the length as settled */
     char saved_options[4096];
     snprintf(saved_options, sizeof saved_options, "%s/options.json", c.save_dir);
-    if (options_save(&opt, saved_options, 0) < 0) elmo_die_last();
+    if (lead && options_save(&opt, saved_options, 0) < 0) elmo_die_last();
 
     BilmModel model;
     model_init_layout(&model, &opt, vocab.size);
@@ -478,7 +495,8 @@ int cmd_train(int argc, char **argv) {
                            s.seed * 1000003u + 17u + (uint64_t)d) < 0)
             elmo_die_last();
     Trainer trainer;
-    trainer_init(&trainer, &model, B, T, TRAINER_TRAIN, s.seed * 7919u + 3u);
+    /* each replica its own candidates and masks; rank 0 draws what a single process does */
+    trainer_init(&trainer, &model, B, T, TRAINER_TRAIN, s.seed * 7919u + 3u + (uint64_t)rep->rank * 0x9E3779B97F4A7C15u);
     run.trainer = &trainer;
     if (c.keep_optimizer) {
         /* bilm-tf's restart.py: the pretrained model's Adagrad state goes on */
@@ -508,14 +526,17 @@ int cmd_train(int argc, char **argv) {
         if (restart_damage[0]) elmo_note("damaged checkpoint: %s; resuming from %s (--fallback)", restart_damage, checkpoint);
         fprintf(stderr, "train: resuming %s at batch %ld of %ld\n", checkpoint, trainer.step, n_batches);
     }
-    if (metrics_open(&run.metrics, c.save_dir, trainer.step) < 0) elmo_die_last();
     cJSON_AddNumberToObject(plan, "step", (double)trainer.step);
-    if (metrics_record_json(run.metrics, plan) < 0) elmo_die_last();
+    cJSON_AddNumberToObject(plan, "replicas", N);
+    if (lead && (metrics_open(&run.metrics, c.save_dir, trainer.step) < 0 || metrics_record_json(run.metrics, plan) < 0))
+        elmo_die_last();
     cJSON_Delete(plan);
     fprintf(stderr, "train: %ld batches of %d x %d tokens, %d shards, vocabulary %d, %s softmax\n", n_batches, B, T,
             lm_reader_n_shards(run.readers[0]), vocab.size, opt.sample_softmax ? "sampled" : "full");
 
-    const int early_signal = signals_stop_requested();
+    int early_signal = signals_stop_requested();
+    double now = elmo_now();
+    replicas_agree(&now, &early_signal);
     if (early_signal) {
         fprintf(stderr, "train: stopped by %s before the first batch%s\n", early_signal == SIGINT ? "SIGINT" : "SIGTERM",
                 c.restart ? "; the checkpoints are as they were" : "; the save directory is left as it was found");
@@ -524,7 +545,7 @@ int cmd_train(int argc, char **argv) {
     found.kept = 1; /* from the first batch on, the directory holds the run */
     const int code = train_run(&run);
 
-    metrics_close(run.metrics);
+    if (lead) metrics_close(run.metrics);
     for (int d = 0; d < n_dirs; d++) lm_reader_close(run.readers[d]);
     trainer_free(&trainer);
     model_free(&model);

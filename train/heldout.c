@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "dataset.h"
+#include "replicas.h"
 #include "trainer.h"
 
 int heldout_evaluate(const BilmModel *model, const Vocab *vocab, const char *pattern, int batch_size,
@@ -25,13 +26,23 @@ int heldout_evaluate(const BilmModel *model, const Vocab *vocab, const char *pat
             if (d == 1) lm_reader_close(readers[0]);
             return -1;
         }
+    /* Several replicas split each batch by rows (the rows are independent streams), each
+     * rank evaluating its share; the batch is then a multiple of their number. */
+    const Replicas *rep = replicas();
+    const int rows = batch_size / rep->size > 0 ? batch_size / rep->size : 1;
+    batch_size = rows * rep->size;
     /* An evaluation-mode trainer only reads the parameters (no gradients, no Adagrad);
      * its arena is zeroed, so the carried states start from zero. */
     Trainer evaluator;
-    trainer_init(&evaluator, (BilmModel *)model, batch_size, 1, TRAINER_EVAL, 0);
-    LmBatch batches[2];
-    const LmBatch *batch_ptrs[2] = {&batches[0], &batches[1]};
-    for (int d = 0; d < n_dirs; d++) lm_batch_init(&batches[d], batch_size, 1, opt->max_chars);
+    trainer_init(&evaluator, (BilmModel *)model, rows, 1, TRAINER_EVAL, 0);
+    LmBatch batches[2], mine[2];
+    const LmBatch *batch_ptrs[2] = {&mine[0], &mine[1]};
+    for (int d = 0; d < n_dirs; d++) {
+        lm_batch_init(&batches[d], batch_size, 1, opt->max_chars);
+        mine[d] = (LmBatch){.B = rows, .T = 1, .C = opt->max_chars,
+                            .chars = batches[d].chars + (size_t)rep->rank * rows * opt->max_chars,
+                            .targets = batches[d].targets + (size_t)rep->rank * rows};
+    }
 
     /* loss_sum adds the trainer's batch totals in batch order, exactly as `elmo eval`
      * always has, so the printed perplexity stays bit for bit what it was. */
@@ -51,6 +62,12 @@ int heldout_evaluate(const BilmModel *model, const Vocab *vocab, const char *pat
             last_log = elmo_now();
         }
     }
+    /* the mean over the replicas of their rows' means: the mean over the whole batch */
+    double sums[3] = {loss_sum, dir_sum[0], dir_sum[1]};
+    replicas_sum(sums, 3);
+    loss_sum = sums[0] / rep->size;
+    dir_sum[0] = sums[1] / rep->size;
+    dir_sum[1] = sums[2] / rep->size;
     if (status == 0 && n_batches == 0)
         status = elmo_fail("%s: fewer than %d tokens per direction: not one full batch (lower the batch size)",
                            pattern, batch_size);

@@ -11,6 +11,7 @@
 #include "common.h"
 #include "fileio.h"
 #include "heldout.h"
+#include "replicas.h"
 #include "watch.h"
 
 static void format_duration(char *buf, size_t size, double seconds) {
@@ -34,23 +35,44 @@ typedef struct {
     int warmup_reported;
 } Loop;
 
-static double tokens_per_batch(const TrainRun *r) { return (double)r->opt->batch_size * r->opt->unroll_steps; }
+/* Tokens of one update: the global batch of every replica. */
+static double tokens_per_batch(const TrainRun *r) {
+    return (double)r->opt->batch_size * r->opt->unroll_steps * replicas()->size;
+}
 
-static void save_checkpoint(Loop *p) {
+/* Writes the checkpoint (or best.hdf5 with its figures): every rank takes part, as rank 0
+ * gathers the replicas' states; rank 0 writes. */
+static void write_checkpoint(TrainRun *r, const char *path, const CheckpointBest *best) {
+    replicas_check_identical(r->trainer->model, r->trainer->step);
+    const ReplicaStates *states = NULL;
+    if (replicas()->size > 1) {
+        replicas_gather_states(r->trainer, &r->gathered);
+        states = &r->gathered;
+    }
+    if (replicas_lead() && checkpoint_save(path, r->trainer, states, r->vocab, r->readers, r->settings, best) < 0)
+        elmo_die_last();
+}
+
+static void save_checkpoint(Loop *p, double now) {
     TrainRun *r = p->r;
     char path[4096];
     snprintf(path, sizeof path, "%s/model.ckpt-%ld.hdf5", r->save_dir, r->trainer->step);
-    if (checkpoint_save(path, r->trainer, r->vocab, r->readers, r->settings, NULL) < 0) elmo_die_last();
-    checkpoint_prune(r->save_dir, RUN_KEPT_CHECKPOINTS);
-    p->last_checkpoint = elmo_now();
+    write_checkpoint(r, path, NULL);
+    if (replicas_lead()) checkpoint_prune(r->save_dir, RUN_KEPT_CHECKPOINTS);
+    p->last_checkpoint = now;
 }
 
 /* The progress line and the metrics record of a log point. */
-static void log_point(Loop *p) {
+static void log_point(Loop *p, double now) {
     TrainRun *r = p->r;
     const Trainer *t = r->trainer;
     const Window *w = &p->window;
-    const double now = elmo_now(), per_batch = (now - p->start) / (double)(t->step - p->first_step);
+    p->last_log = now;
+    if (!replicas_lead()) {
+        memset(&p->window, 0, sizeof p->window);
+        return;
+    }
+    const double per_batch = (now - p->start) / (double)(t->step - p->first_step);
     const double loss = w->loss / w->count, norm = w->norm / w->count;
     const double tps = tokens_per_batch(r) / per_batch, eta = per_batch * (double)(r->n_batches - t->step);
     const int outlier = watch_is_outlier(&p->loss_watch, loss);
@@ -80,42 +102,45 @@ static void log_point(Loop *p) {
                        outlier ? flags : NULL) < 0)
         elmo_die_last();
     memset(&p->window, 0, sizeof p->window);
-    p->last_log = now;
 }
 
 /* After the first batches: how long the whole run will take at this speed. */
-static void report_duration(Loop *p) {
+static void report_duration(Loop *p, double now) {
     TrainRun *r = p->r;
+    p->warmup_reported = 1;
+    if (!replicas_lead()) return;
     const long done = r->trainer->step - p->first_step;
-    const double per_batch = (elmo_now() - p->start) / (double)done;
+    const double per_batch = (now - p->start) / (double)done;
     char duration[32];
     format_duration(duration, sizeof duration, per_batch * (double)(r->n_batches - r->trainer->step));
     fprintf(stderr, "plan: %s to go at %.0f tokens/s (measured over the first %ld batches; refined on every progress "
             "line)\n", duration, tokens_per_batch(r) / per_batch, done);
-    p->warmup_reported = 1;
 }
 
 /* A held-out evaluation; writes best.hdf5 when it is the best so far. Returns 1 when
  * --patience says to stop. */
-static int evaluate(Loop *p) {
+static int evaluate(Loop *p, double now) {
     TrainRun *r = p->r;
     RunSettings *s = r->settings;
     Trainer *t = r->trainer;
     HeldoutResult h;
+    /* split over the replicas by rows (heldout.h): every rank gets the same figures */
     if (heldout_evaluate(t->model, r->vocab, s->heldout_prefix, s->eval_batch_size, s->eval_tokens, 0, &h) < 0)
         elmo_die_last();
-    p->last_eval = elmo_now();
+    p->last_eval = now;
     const int best = s->best_perplexity == 0 || h.perplexity < s->best_perplexity;
     const int outlier = watch_is_outlier(&p->heldout_watch, h.perplexity);
-    fprintf(stderr, "heldout: batch %ld  perplexity %.3f (forward %.3f, backward %.3f; full softmax from the zero "
+    const int lead = replicas_lead();
+    if (lead)
+        fprintf(stderr, "heldout: batch %ld  perplexity %.3f (forward %.3f, backward %.3f; full softmax from the zero "
             "state, %ld tokens, %.1f s)%s\n",
             t->step, h.perplexity, h.perplexity_forward, h.perplexity_backward, h.tokens, h.seconds,
             best ? "  best so far" : "");
-    if (outlier)
+    if (outlier && lead)
         fprintf(stderr, "train: warning: batch %ld: held-out perplexity %.3f is more than twice its recent median\n",
                 t->step, h.perplexity);
     char imbalance[512];
-    if (heldout_imbalance(&h, imbalance, sizeof imbalance)) fprintf(stderr, "train: warning: %s\n", imbalance);
+    if (heldout_imbalance(&h, imbalance, sizeof imbalance) && lead) fprintf(stderr, "train: warning: %s\n", imbalance);
     if (best) {
         s->best_perplexity = h.perplexity;
         s->best_step = t->step;
@@ -123,7 +148,7 @@ static int evaluate(Loop *p) {
         char path[4096];
         snprintf(path, sizeof path, "%s/best.hdf5", r->save_dir);
         const CheckpointBest figures = {h.perplexity, h.perplexity_forward, h.perplexity_backward};
-        if (checkpoint_save(path, t, r->vocab, r->readers, s, &figures) < 0) elmo_die_last();
+        write_checkpoint(r, path, &figures);
     } else {
         s->evals_since_best++;
     }
@@ -141,8 +166,8 @@ static int evaluate(Loop *p) {
     int n_flags = 0;
     if (best) flags[n_flags++] = "best";
     if (outlier) flags[n_flags++] = "outlier_heldout";
-    if (metrics_record(r->metrics, "heldout", t->step, values, (int)(sizeof values / sizeof *values),
-                       n_flags ? flags : NULL) < 0)
+    if (lead && metrics_record(r->metrics, "heldout", t->step, values, (int)(sizeof values / sizeof *values),
+                               n_flags ? flags : NULL) < 0)
         elmo_die_last();
     return s->patience > 0 && s->evals_since_best >= s->patience;
 }
@@ -155,7 +180,8 @@ _Noreturn static void diverged(const TrainRun *r, double loss, double norm) {
     trainer_find_nonfinite(r->trainer, what, sizeof what);
     char newest[4096] = "none yet";
     checkpoint_latest(r->save_dir, newest, sizeof newest, NULL);
-    fprintf(stderr,
+    if (replicas_lead()) /* the replicas' losses are averaged: every rank stops here alike */
+        fprintf(stderr,
             "elmo: train: batch %ld: the loss is %g and the gradient norm %g; first non-finite: %s. Stopped without "
             "saving: the newest checkpoint (%s) and best.hdf5 are as they were. Lower learning_rate or "
             "all_clip_norm_val.\n",
@@ -163,24 +189,43 @@ _Noreturn static void diverged(const TrainRun *r, double loss, double norm) {
     exit(ELMO_EXIT_DIVERGED);
 }
 
+/* Parameters compared over the replicas this often (batches), besides every checkpoint. */
+#define REPLICA_CHECK_EVERY 100
+
 int train_run(TrainRun *r) {
     RunSettings *s = r->settings;
     Trainer *t = r->trainer;
     const int n_dirs = t->n_dirs;
-    LmBatch batches[2];
-    const LmBatch *batch_ptrs[2] = {&batches[0], &batches[1]};
-    for (int d = 0; d < n_dirs; d++) lm_batch_init(&batches[d], r->opt->batch_size, r->opt->unroll_steps, r->opt->max_chars);
+    const Replicas *rep = replicas();
+    const int lead = replicas_lead(), B = r->opt->batch_size, T = r->opt->unroll_steps, C = r->opt->max_chars;
+    /* every replica packs the global batch (B rows per replica) and keeps its own rows */
+    LmBatch global[2], mine[2];
+    const LmBatch *batch_ptrs[2] = {&mine[0], &mine[1]};
+    for (int d = 0; d < n_dirs; d++) {
+        lm_batch_init(&global[d], B * rep->size, T, C);
+        mine[d] = (LmBatch){.B = B, .T = T, .C = C,
+                            .chars = global[d].chars + (size_t)rep->rank * B * T * C,
+                            .targets = global[d].targets + (size_t)rep->rank * B * T};
+    }
+    if (rep->size > 1) {
+        replica_states_init(&r->gathered, t, rep->size);
+        t->combine = replicas_average_gradients;
+    }
+    replicas_check_identical(t->model, t->step); /* e.g. ranks started with other seeds */
     Loop p = {.r = r, .first_step = t->step};
-    p.start = p.last_log = p.last_checkpoint = p.last_eval = elmo_now();
+    int no_signal = 0;
+    double start = elmo_now();
+    replicas_agree(&start, &no_signal);
+    p.start = p.last_log = p.last_checkpoint = p.last_eval = start;
     const int evaluating = s->heldout_prefix[0] != '\0';
     /* SIGINT/SIGTERM: finish the batch, checkpoint, exit; a second one ends it at once */
     signals_stop_gracefully();
     int code = 0, stop = 0;
     while (!stop && t->step < r->n_batches && (!r->max_batches || p.run_batches < r->max_batches)) {
         for (int d = 0; d < n_dirs; d++)
-            if (lm_reader_next(r->readers[d], &batches[d]) <= 0) elmo_die_last();
+            if (lm_reader_next(r->readers[d], &global[d]) <= 0) elmo_die_last();
         const int warming = t->step < s->warmup_softmax;
-        if (t->softmax_only && !warming)
+        if (t->softmax_only && !warming && lead)
             fprintf(stderr, "train: softmax warm-up done at batch %ld: all layers train from here\n", t->step);
         t->softmax_only = warming;
         t->lr_scale_dense = (float)s->lr_scale_pretrained;
@@ -193,34 +238,41 @@ int train_run(TrainRun *r) {
         p.window.norm += t->grad_norm;
         p.window.count++;
 
-        const double now = elmo_now();
+        /* every decision below is taken alike on every replica: rank 0's clock, any signal */
+        double now = elmo_now();
+        int signal = signals_stop_requested();
+        replicas_agree(&now, &signal);
         const int last = t->step == r->n_batches || p.run_batches == r->max_batches;
-        const int signal = signals_stop_requested();
-        if (now - p.last_log >= s->log_every || last || signal || p.run_batches == 1) log_point(&p);
-        if (!p.warmup_reported && (p.run_batches == 3 || now - p.start > 10.0) && !last) report_duration(&p);
+        if (now - p.last_log >= s->log_every || last || signal || p.run_batches == 1) log_point(&p, now);
+        if (!p.warmup_reported && (p.run_batches == 3 || now - p.start > 10.0) && !last) report_duration(&p, now);
         int checkpoint = t->step % s->checkpoint_every == 0 || last || signal ||
                          (s->checkpoint_minutes > 0 && now - p.last_checkpoint >= 60.0 * s->checkpoint_minutes);
         const int eval_due = evaluating && (last || (s->eval_every && t->step % s->eval_every == 0) ||
                                             (s->eval_minutes > 0 && now - p.last_eval >= 60.0 * s->eval_minutes) ||
                                             (!s->eval_every && s->eval_minutes <= 0 && checkpoint));
-        if (eval_due && evaluate(&p)) {
-            fprintf(stderr, "train: no better held-out perplexity in %d evaluations (best %.3f at batch %ld): "
-                    "stopping (--patience %d)\n", s->evals_since_best, s->best_perplexity, s->best_step, s->patience);
+        if (eval_due && evaluate(&p, now)) {
+            if (lead)
+                fprintf(stderr, "train: no better held-out perplexity in %d evaluations (best %.3f at batch %ld): "
+                        "stopping (--patience %d)\n", s->evals_since_best, s->best_perplexity, s->best_step, s->patience);
             stop = 1;
             checkpoint = 1;
         }
-        if (checkpoint) save_checkpoint(&p);
+        if (checkpoint) save_checkpoint(&p, now);
+        else if (t->step % REPLICA_CHECK_EVERY == 0) replicas_check_identical(t->model, t->step);
         if (signal) {
-            fprintf(stderr, "train: stopped by %s at batch %ld of %ld; checkpoint %s/model.ckpt-%ld.hdf5\n"
-                    "train: resume with: elmo train --restart %s\n",
-                    signal == SIGINT ? "SIGINT" : "SIGTERM", t->step, r->n_batches, r->save_dir, t->step, r->save_dir);
+            if (lead)
+                fprintf(stderr, "train: stopped by %s at batch %ld of %ld; checkpoint %s/model.ckpt-%ld.hdf5\n"
+                        "train: resume with: elmo train --restart %s\n",
+                        signal == SIGINT ? "SIGINT" : "SIGTERM", t->step, r->n_batches, r->save_dir, t->step,
+                        r->save_dir);
             code = 128 + signal;
             stop = 1;
         }
     }
-    if (code == 0)
+    if (code == 0 && lead)
         fprintf(stderr, "train: stopped at batch %ld of %ld; newest checkpoint %s/model.ckpt-%ld.hdf5%s\n", t->step,
                 r->n_batches, r->save_dir, t->step, evaluating && s->best_step ? "; best held-out model best.hdf5" : "");
-    for (int d = 0; d < n_dirs; d++) lm_batch_free(&batches[d]);
+    for (int d = 0; d < n_dirs; d++) lm_batch_free(&global[d]);
+    if (rep->size > 1) replica_states_free(&r->gathered);
     return code;
 }

@@ -7,6 +7,7 @@
 
 #include "dataset.h"
 #include "metrics.h"
+#include "replicas.h"
 #include "settings.h"
 #include "trainer.h"
 
@@ -24,7 +25,8 @@ typedef struct {
     LmReader *readers[2];
     long n_batches, batches_per_epoch;
     long max_batches;            /* in this run, 0: no limit */
-    MetricsLog *metrics;
+    MetricsLog *metrics;         /* rank 0's; NULL on the other replicas */
+    ReplicaStates gathered;      /* rank 0's buffers for the replicas' states (train_run's) */
 } TrainRun;
 
 /* Runs to the end; returns the process's exit code (0 done or stopped by --max-batches

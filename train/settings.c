@@ -18,6 +18,7 @@ void settings_defaults(RunSettings *s) {
     s->log_every = 10;
     s->eval_batch_size = 256;
     s->lr_scale_pretrained = 1.0;
+    s->replicas = 1;
 }
 
 /* The fields, by kind, with their JSON keys. */
@@ -26,28 +27,30 @@ static const struct {
     const char *key;
     FieldKind kind;
     size_t offset;
+    int optional; /* absent from the checkpoints of earlier versions: the default then */
 } FIELDS[] = {
-    {"train_prefix", F_TEXT, offsetof(RunSettings, train_prefix)},
-    {"vocab", F_TEXT, offsetof(RunSettings, vocab)},
-    {"heldout_prefix", F_TEXT, offsetof(RunSettings, heldout_prefix)},
-    {"seed", F_U64, offsetof(RunSettings, seed)},
-    {"shuffle", F_INT, offsetof(RunSettings, shuffle)},
-    {"n_epochs", F_LONG, offsetof(RunSettings, n_epochs)},
-    {"n_train_tokens", F_LONG, offsetof(RunSettings, n_train_tokens)},
-    {"threads", F_INT, offsetof(RunSettings, threads)},
-    {"checkpoint_every", F_LONG, offsetof(RunSettings, checkpoint_every)},
-    {"checkpoint_minutes", F_DOUBLE, offsetof(RunSettings, checkpoint_minutes)},
-    {"log_every", F_DOUBLE, offsetof(RunSettings, log_every)},
-    {"eval_every", F_LONG, offsetof(RunSettings, eval_every)},
-    {"eval_minutes", F_DOUBLE, offsetof(RunSettings, eval_minutes)},
-    {"eval_tokens", F_LONG, offsetof(RunSettings, eval_tokens)},
-    {"eval_batch_size", F_INT, offsetof(RunSettings, eval_batch_size)},
-    {"patience", F_INT, offsetof(RunSettings, patience)},
-    {"warmup_softmax", F_LONG, offsetof(RunSettings, warmup_softmax)},
-    {"lr_scale_pretrained", F_DOUBLE, offsetof(RunSettings, lr_scale_pretrained)},
-    {"best_perplexity", F_DOUBLE, offsetof(RunSettings, best_perplexity)},
-    {"best_step", F_LONG, offsetof(RunSettings, best_step)},
-    {"evals_since_best", F_INT, offsetof(RunSettings, evals_since_best)},
+    {"train_prefix", F_TEXT, offsetof(RunSettings, train_prefix), 0},
+    {"vocab", F_TEXT, offsetof(RunSettings, vocab), 0},
+    {"heldout_prefix", F_TEXT, offsetof(RunSettings, heldout_prefix), 0},
+    {"seed", F_U64, offsetof(RunSettings, seed), 0},
+    {"shuffle", F_INT, offsetof(RunSettings, shuffle), 0},
+    {"n_epochs", F_LONG, offsetof(RunSettings, n_epochs), 0},
+    {"n_train_tokens", F_LONG, offsetof(RunSettings, n_train_tokens), 0},
+    {"threads", F_INT, offsetof(RunSettings, threads), 0},
+    {"replicas", F_INT, offsetof(RunSettings, replicas), 1},
+    {"checkpoint_every", F_LONG, offsetof(RunSettings, checkpoint_every), 0},
+    {"checkpoint_minutes", F_DOUBLE, offsetof(RunSettings, checkpoint_minutes), 0},
+    {"log_every", F_DOUBLE, offsetof(RunSettings, log_every), 0},
+    {"eval_every", F_LONG, offsetof(RunSettings, eval_every), 0},
+    {"eval_minutes", F_DOUBLE, offsetof(RunSettings, eval_minutes), 0},
+    {"eval_tokens", F_LONG, offsetof(RunSettings, eval_tokens), 0},
+    {"eval_batch_size", F_INT, offsetof(RunSettings, eval_batch_size), 0},
+    {"patience", F_INT, offsetof(RunSettings, patience), 0},
+    {"warmup_softmax", F_LONG, offsetof(RunSettings, warmup_softmax), 0},
+    {"lr_scale_pretrained", F_DOUBLE, offsetof(RunSettings, lr_scale_pretrained), 0},
+    {"best_perplexity", F_DOUBLE, offsetof(RunSettings, best_perplexity), 0},
+    {"best_step", F_LONG, offsetof(RunSettings, best_step), 0},
+    {"evals_since_best", F_INT, offsetof(RunSettings, evals_since_best), 0},
 };
 #define N_FIELDS (sizeof FIELDS / sizeof *FIELDS)
 
@@ -85,6 +88,7 @@ int settings_from_json(RunSettings *s, const char *text, const char *where) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, FIELDS[i].key);
         char *at = (char *)s + FIELDS[i].offset;
         const int is_text = FIELDS[i].kind == F_TEXT || FIELDS[i].kind == F_U64;
+        if (!v && FIELDS[i].optional) continue;
         if (!v || (is_text ? !cJSON_IsString(v) : !cJSON_IsNumber(v))) {
             rc = elmo_fail("%s: the run's settings lack '%s' (or it has the wrong type)", where, FIELDS[i].key);
             break;

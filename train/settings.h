@@ -19,6 +19,7 @@ typedef struct {
     long n_epochs, n_train_tokens;
     /* how the run works */
     int threads;
+    int replicas;                /* MPI ranks sharing each batch (replicas.h); 1 alone */
     long checkpoint_every;       /* batches */
     double checkpoint_minutes;
     double log_every;            /* seconds */

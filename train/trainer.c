@@ -121,6 +121,9 @@ void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, 
     set_shape(t, model, B, T, mode);
     rng_seed(&t->rng, seed);
     t->lr_scale_dense = 1.0f;
+    /* measured (docs/design.md section 11): with 2 threads the directions side by side beat
+     * one after the other; with more, each direction's GEMMs and loops take them all */
+    t->concurrent_directions = t->n_dirs == 2 && omp_get_max_threads() == 2;
     arena_build(&t->arena, carve, t);
     if (mode == TRAINER_TRAIN) {
         model_view(&t->grad_view, model, t->grad, t->n_dense);
@@ -305,8 +308,8 @@ double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int w
     }
     token_embeddings_forward(t, N);
     double t0 = elmo_now();
-    /* the directions' LSTMs are independent: one thread each (small per-step GEMMs) */
-#pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
+    /* the directions' LSTMs are independent: one thread each, or all threads for each in turn */
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (t->concurrent_directions)
     for (int d = 0; d < t->n_dirs; d++) lstm_stack_forward(t, d);
     t->time_lstm_forward += elmo_now() - t0;
     t0 = elmo_now();
@@ -334,7 +337,7 @@ double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int w
     if (!with_grad || t->softmax_only) return total; /* a frozen biLM needs no gradient below the softmax */
 
     t0 = elmo_now();
-#pragma omp parallel for num_threads(2) schedule(static, 1) if (t->n_dirs == 2 && omp_get_max_threads() > 1)
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (t->concurrent_directions)
     for (int d = 0; d < t->n_dirs; d++) lstm_stack_backward(t, d);
     t->time_lstm_backward += elmo_now() - t0;
     token_embeddings_backward(t, N);
@@ -367,6 +370,11 @@ double trainer_apply(Trainer *t) {
 double trainer_step(Trainer *t, const LmBatch *const *batches) {
     trainer_draw(t);
     double loss = trainer_forward_backward(t, batches, 1);
+    if (t->combine) {
+        t->combine(t, t->combine_ctx);
+        loss = 0;
+        for (int d = 0; d < t->n_dirs; d++) loss += t->loss[d] / t->n_dirs; /* as the forward adds them */
+    }
     t->grad_norm = trainer_apply(t);
     trainer_carry_states(t);
     return loss;

@@ -26,7 +26,8 @@
 
 typedef enum { TRAINER_TRAIN, TRAINER_EVAL } TrainerMode;
 
-typedef struct {
+typedef struct Trainer Trainer;
+struct Trainer {
     const ElmoOptions *opt;
     BilmModel *model;            /* parameters, softmax (V rows) included */
     TrainerMode mode;
@@ -72,10 +73,18 @@ typedef struct {
     int softmax_only;
     float lr_scale_dense;        /* 1 unless set */
     long step;                   /* updates done */
+    /* between backward and update, when set: the replicas average losses and gradients
+     * (replicas_average_gradients) */
+    void (*combine)(Trainer *t, void *ctx);
+    void *combine_ctx;
+    /* the two directions' LSTMs run concurrently, one thread each (with 2 threads: faster
+     * than one after the other with both threads in each GEMM); else one after the other
+     * with every thread (trainer_init sets it from the thread count) */
+    int concurrent_directions;
     Arena arena;                 /* every buffer above but the softmax's own (see carve in trainer.c) */
     /* seconds per phase, for `elmo bench` */
     double time_cnn, time_highway_proj, time_lstm_forward, time_lstm_backward, time_softmax, time_optimizer;
-} Trainer;
+};
 
 /* model must have a softmax of V rows. seed drives samples and dropout masks. */
 void trainer_init(Trainer *t, BilmModel *model, int B, int T, TrainerMode mode, uint64_t seed);
@@ -114,7 +123,8 @@ double trainer_forward_backward(Trainer *t, const LmBatch *const *batches, int w
 void trainer_carry_states(Trainer *t);
 /* Clips the gradients by their global norm and applies Adagrad; returns the norm. */
 double trainer_apply(Trainer *t);
-/* draw + forward_backward + apply + carry; returns the total loss. */
+/* draw + forward_backward + combine (when set) + apply + carry; returns the total loss
+ * (the replicas' mean with a combine). */
 double trainer_step(Trainer *t, const LmBatch *const *batches);
 /* When a parameter, an activation of the last forward or a gradient is not finite:
  * describes the first (in that order, table order within each) into buf and returns 1;

@@ -1,0 +1,245 @@
+/* replicas.c - see replicas.h. */
+#include "replicas.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "crc32c.h"
+
+#ifdef ELMO_MPI
+#include <mpi.h>
+#endif
+
+static Replicas the_replicas = {0, 1};
+
+const Replicas *replicas(void) { return &the_replicas; }
+
+int replicas_lead(void) { return the_replicas.rank == 0; }
+
+void replica_states_init(ReplicaStates *s, const Trainer *t, int n) {
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->rng = xcalloc((size_t)n * 4, sizeof *s->rng);
+    for (int d = 0; d < t->n_dirs; d++)
+        for (int l = 0; l < t->L; l++) {
+            s->c[d][l] = xcalloc((size_t)n * t->B * t->dims.H, sizeof(float));
+            s->h[d][l] = xcalloc((size_t)n * t->B * t->dims.Hs, sizeof(float));
+        }
+}
+
+void replica_states_free(ReplicaStates *s) {
+    free(s->rng);
+    for (int d = 0; d < 2; d++)
+        for (int l = 0; l < ELMO_MAX_LAYERS; l++) {
+            free(s->c[d][l]);
+            free(s->h[d][l]);
+        }
+    memset(s, 0, sizeof *s);
+}
+
+void replicas_take_states(Trainer *t, const ReplicaStates *s, int rank) {
+    memcpy(t->rng.s, s->rng + 4 * rank, sizeof t->rng.s);
+    for (int d = 0; d < t->n_dirs; d++)
+        for (int l = 0; l < t->L; l++) {
+            const size_t c = (size_t)t->B * t->dims.H, h = (size_t)t->B * t->dims.Hs;
+            memcpy(t->c_state[d][l], s->c[d][l] + rank * c, c * sizeof(float));
+            memcpy(t->h_state[d][l], s->h[d][l] + rank * h, h * sizeof(float));
+        }
+}
+
+/* One replica's gather: its own states. */
+static void copy_own_states(const Trainer *t, ReplicaStates *s) {
+    memcpy(s->rng, t->rng.s, sizeof t->rng.s);
+    for (int d = 0; d < t->n_dirs; d++)
+        for (int l = 0; l < t->L; l++) {
+            memcpy(s->c[d][l], t->c_state[d][l], (size_t)t->B * t->dims.H * sizeof(float));
+            memcpy(s->h[d][l], t->h_state[d][l], (size_t)t->B * t->dims.Hs * sizeof(float));
+        }
+}
+
+#ifndef ELMO_MPI
+
+const Replicas *replicas_start(void) { return &the_replicas; }
+void replicas_average_gradients(Trainer *t, void *ctx) {}
+void replicas_broadcast(void *data, int bytes) {}
+void replicas_sum(double *x, int n) {}
+void replicas_agree(double *now, int *signal) {}
+void replicas_check_identical(const BilmModel *m, long step) {}
+void replicas_gather_states(const Trainer *t, ReplicaStates *s) { copy_own_states(t, s); }
+
+#else
+
+/* Dense gradients travel in buckets of this many floats (64 MiB): few enough calls that
+ * latency does not count, small enough that a bucket's reduction pipelines. */
+#define BUCKET_FLOATS ((size_t)16 << 20)
+
+/* Started by a launcher: Open MPI's mpirun, or PMI/PMIx (srun, other MPIs' launchers). */
+static int under_launcher(void) {
+    return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+static void abort_job(void) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Abort(MPI_COMM_WORLD, ELMO_EXIT_FAILURE);
+}
+
+static void finish_job(void) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+}
+
+const Replicas *replicas_start(void) {
+    static int started;
+    if (started || !under_launcher()) return &the_replicas;
+    started = 1;
+    int provided;
+    /* threads of a rank (OpenMP, OpenBLAS) never call MPI: only the main thread does */
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        elmo_die("MPI: cannot join the job (MPI_Init_thread failed)");
+    MPI_Comm_rank(MPI_COMM_WORLD, &the_replicas.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &the_replicas.size);
+    if (the_replicas.rank > 0) { /* rank 0 speaks for the job; the others only of their errors */
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "elmo: rank %d: ", the_replicas.rank);
+        elmo_errors_only(prefix);
+    }
+    /* an error on one rank ends every rank at once instead of leaving them in a collective */
+    at_quick_exit(abort_job);
+    atexit(finish_job);
+    return &the_replicas;
+}
+
+/* The softmax's union block: grown, never shrunk, so that the steps allocate nothing
+ * once the largest has been seen. */
+static struct {
+    int *counts, *displs;
+    int32_t *ids, *order;
+    size_t ids_cap, order_cap;
+    float *block;
+    size_t block_cap;
+} scratch;
+
+static void *grown(void *p, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return p;
+    *cap = need + need / 2;
+    return xrealloc(p, *cap * elem);
+}
+
+/* Sums a row-sparse gradient over the ranks; afterwards g holds the union of the ranks'
+ * rows (rank order, then each rank's order of first touch) with their summed gradients
+ * multiplied by scale. */
+static void combine_sparse(SparseGrad *g, float scale) {
+    const int N = the_replicas.size, w = g->width;
+    if (!scratch.counts) {
+        scratch.counts = xcalloc((size_t)N, sizeof(int));
+        scratch.displs = xcalloc((size_t)N, sizeof(int));
+    }
+    MPI_Allgather(&g->n, 1, MPI_INT, scratch.counts, 1, MPI_INT, MPI_COMM_WORLD);
+    size_t total = 0;
+    for (int k = 0; k < N; k++) {
+        scratch.displs[k] = (int)total;
+        total += (size_t)scratch.counts[k];
+    }
+    if (total > (size_t)INT32_MAX) elmo_die("MPI: %zu softmax rows in one step exceed a message", total);
+    scratch.ids = grown(scratch.ids, &scratch.ids_cap, total ? total : 1, sizeof(int32_t));
+    MPI_Allgatherv(g->rows, g->n, MPI_INT32_T, scratch.ids, scratch.counts, scratch.displs, MPI_INT32_T,
+                   MPI_COMM_WORLD);
+    /* the union, the same on every rank; slot_of marks rows already taken (reset below) */
+    scratch.order = grown(scratch.order, &scratch.order_cap, total ? total : 1, sizeof(int32_t));
+    int U = 0;
+    for (size_t i = 0; i < total; i++) {
+        const int32_t row = scratch.ids[i];
+        if (g->slot_of[row] >= -1) { /* -1: not held here; >= 0: held here; -2: in the union already */
+            scratch.order[U++] = row;
+            g->slot_of[row] = g->slot_of[row] >= 0 ? -(g->slot_of[row] + 3) : -2;
+        }
+    }
+    scratch.block = grown(scratch.block, &scratch.block_cap, (size_t)U * w + 1, sizeof(float));
+    for (int j = 0; j < U; j++) {
+        const int32_t mark = g->slot_of[scratch.order[j]];
+        float *dst = scratch.block + (size_t)j * w;
+        if (mark <= -3) memcpy(dst, g->grad + (size_t)(-mark - 3) * w, (size_t)w * sizeof(float));
+        else memset(dst, 0, (size_t)w * sizeof(float));
+        g->slot_of[scratch.order[j]] = -1;
+    }
+    g->n = 0; /* every slot_of entry is -1 again: the gradient is empty */
+    for (size_t done = 0; done < (size_t)U * w; done += BUCKET_FLOATS) {
+        const size_t n = (size_t)U * w - done < BUCKET_FLOATS ? (size_t)U * w - done : BUCKET_FLOATS;
+        MPI_Allreduce(MPI_IN_PLACE, scratch.block + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+    for (int j = 0; j < U; j++) {
+        float *row = sparse_grad_row(g, scratch.order[j]);
+        const float *sum = scratch.block + (size_t)j * w;
+        for (int k = 0; k < w; k++) row[k] = sum[k] * scale;
+    }
+}
+
+void replicas_average_gradients(Trainer *t, void *ctx) {
+    const int N = the_replicas.size;
+    if (N == 1) return;
+    const float scale = 1.0f / (float)N;
+    double losses[3] = {t->loss[0], t->loss[1], 0};
+    MPI_Allreduce(MPI_IN_PLACE, losses, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    t->loss[0] = losses[0] / N;
+    t->loss[1] = losses[1] / N;
+    if (!t->softmax_only) /* a frozen biLM has no dense gradient to average */
+        for (size_t done = 0; done < t->n_dense; done += BUCKET_FLOATS) {
+            const size_t n = t->n_dense - done < BUCKET_FLOATS ? t->n_dense - done : BUCKET_FLOATS;
+            MPI_Allreduce(MPI_IN_PLACE, t->grad + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+            for (size_t i = done; i < done + n; i++) t->grad[i] *= scale;
+        }
+    combine_sparse(&t->grad_softmax_W, scale);
+    combine_sparse(&t->grad_softmax_b, scale);
+}
+
+void replicas_broadcast(void *data, int bytes) {
+    if (the_replicas.size > 1) MPI_Bcast(data, bytes, MPI_BYTE, 0, MPI_COMM_WORLD);
+}
+
+void replicas_sum(double *x, int n) {
+    if (the_replicas.size > 1) MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+
+void replicas_agree(double *now, int *signal) {
+    if (the_replicas.size == 1) return;
+    double v[2] = {the_replicas.rank == 0 ? *now : -INFINITY, (double)*signal};
+    MPI_Allreduce(MPI_IN_PLACE, v, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    *now = v[0];
+    *signal = (int)v[1];
+}
+
+void replicas_check_identical(const BilmModel *m, long step) {
+    const int N = the_replicas.size;
+    if (N == 1) return;
+    uint32_t mine = crc32c(m->data, m->n_floats * sizeof(float)), *all = xmalloc((size_t)N * sizeof *all);
+    MPI_Allgather(&mine, 1, MPI_UINT32_T, all, 1, MPI_UINT32_T, MPI_COMM_WORLD);
+    for (int k = 1; k < N; k++)
+        if (all[k] != all[0])
+            elmo_die("MPI: the parameters of rank %d differ from rank 0's after batch %ld (CRC32C %08x, rank 0 "
+                     "%08x): the replicas drifted apart",
+                     k, step, all[k], all[0]);
+    free(all);
+}
+
+void replicas_gather_states(const Trainer *t, ReplicaStates *s) {
+    if (the_replicas.size == 1) {
+        copy_own_states(t, s);
+        return;
+    }
+    const int root = the_replicas.rank == 0;
+    MPI_Gather(t->rng.s, 4, MPI_UINT64_T, root ? s->rng : NULL, 4, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    for (int d = 0; d < t->n_dirs; d++)
+        for (int l = 0; l < t->L; l++) {
+            const int c = t->B * t->dims.H, h = t->B * t->dims.Hs;
+            MPI_Gather(t->c_state[d][l], c, MPI_FLOAT, root ? s->c[d][l] : NULL, c, MPI_FLOAT, 0, MPI_COMM_WORLD);
+            MPI_Gather(t->h_state[d][l], h, MPI_FLOAT, root ? s->h[d][l] : NULL, h, MPI_FLOAT, 0, MPI_COMM_WORLD);
+        }
+}
+
+#endif
