@@ -1,10 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages elmo-c builds, tests and runs with, when any is missing.
 # Idempotent and quick when everything is present (one dpkg-query call).
+# --mpi: Open MPI too (`make MPI=1`, multi-node training; CI tests it).
 set -eu
 
 PACKAGES="build-essential pkg-config libopenblas-dev libopenblas0-openmp libhdf5-dev \
 hdf5-tools libcjson-dev libcmocka-dev zlib1g-dev libsnappy-dev"
+[ "${1:-}" = "--mpi" ] && PACKAGES="$PACKAGES openmpi-bin libopenmpi-dev"
 
 missing=""
 for p in $PACKAGES; do
