@@ -33,6 +33,7 @@ void elmo_errors_only(const char *prefix) {
     const int fd = dup(STDERR_FILENO);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f || !freopen("/dev/null", "w", stderr)) return; /* then everything stays on stderr */
+    if (!freopen("/dev/null", "w", stdout)) return;
     setvbuf(f, NULL, _IOLBF, 0);
     errors = f;
     snprintf(error_prefix, sizeof error_prefix, "%s", prefix);

@@ -24,7 +24,7 @@ _Noreturn void elmo_die(const char *fmt, ...) __attribute__((format(printf, 1, 2
 _Noreturn void elmo_die_last(void);
 /* Notes to the user ("elmo: note: ..."), one line each. */
 void elmo_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* From now on stderr is silent but for errors (elmo_die, internal errors, out of memory),
+/* From now on stdout and stderr are silent but for errors (elmo_die, internal errors, out of memory),
  * which go to the original stderr with this prefix: the other replicas of an MPI run,
  * whose progress would repeat rank 0's. */
 void elmo_errors_only(const char *prefix);

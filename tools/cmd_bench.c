@@ -11,14 +11,16 @@
 #include "common.h"
 #include "dataset.h"
 #include "linalg.h"
+#include "memfit.h"
 #include "predictor.h"
+#include "replicas.h"
 #include "rng.h"
 #include "trainer.h"
-#include "memfit.h"
 
 static const char bench_help[] =
     "usage: elmo bench --options FILE [--mode train|predict] [--batch-size N] [--unroll-steps T]\n"
-    "                  [--vocab-size V] [--samples S] [--threads N] [--steps N] [--warmup N] [--seed N]\n\n"
+    "                  [--vocab-size V] [--samples S] [--threads N] [--steps N] [--warmup N] [--seed N]\n"
+    "                  [--directions concurrent|sequential] [--ranks]\n\n"
     "Measures training steps (--mode train, the default) or `embed` (--mode predict) on random\n"
     "weights and random data: random lower-case words of 1 to 12 letters, random targets.\n"
     "Prints the time per phase, GFLOP/s of the matrix work against this machine's measured\n"
@@ -34,11 +36,18 @@ static const char bench_help[] =
     "  --threads N        threads (default: all cores)\n"
     "  --steps N          measured steps (default 5)\n"
     "  --warmup N         steps before measuring (default 1)\n"
-    "  --seed N           seed of the random weights and data (default 1)\n";
+    "  --seed N           seed of the random weights and data (default 1)\n"
+    "  --directions D     train: the two LSTM directions side by side (one thread each) or one\n"
+    "                     after the other (all threads each); default: side by side with exactly\n"
+    "                     2 threads, else one after the other\n"
+    "  --ranks            train, under mpirun/srun with an MPI build (make MPI=1): every rank\n"
+    "                     steps on its own random rows and the gradients are averaged as in\n"
+    "                     `elmo train`; rank 0 reports the job's tokens/s (all ranks' tokens),\n"
+    "                     the time and bytes of the gradient exchange per step\n";
 
 typedef struct {
-    const char *options_path, *mode;
-    int batch, unroll, vocab, samples, threads, steps, warmup;
+    const char *options_path, *mode, *directions;
+    int batch, unroll, vocab, samples, threads, steps, warmup, ranks;
     long seed;
 } BenchArgs;
 
@@ -119,12 +128,16 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     BilmModel model;
     model_init_layout(&model, opt, V);
     model_init_random(&model, (uint64_t)a->seed);
+    const Replicas *rep = replicas();
+    const int N = rep->size;
     Trainer t;
-    trainer_init(&t, &model, B, T, TRAINER_TRAIN, (uint64_t)a->seed + 1);
+    trainer_init(&t, &model, B, T, TRAINER_TRAIN, (uint64_t)a->seed + 1 + (uint64_t)rep->rank);
+    if (a->directions) t.concurrent_directions = strcmp(a->directions, "concurrent") == 0 && t.n_dirs == 2;
+    if (N > 1) t.combine = replicas_average_gradients;
     enum { N_BATCHES = 3 };
     LmBatch batches[N_BATCHES][2];
     Rng rng;
-    rng_seed(&rng, (uint64_t)a->seed + 2);
+    rng_seed(&rng, (uint64_t)a->seed + 2 + (uint64_t)rep->rank * 1000); /* each rank its own rows */
     char word[16];
     for (int k = 0; k < N_BATCHES; k++)
         for (int d = 0; d < 2; d++) {
@@ -139,13 +152,16 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     const double softmax = opt->sample_softmax ? 2.0 * opt->proj_dim * (opt->n_negative_samples + 1)
                                                : 2.0 * opt->proj_dim * V;
     const double flops = 3.0 * (2.0 * embedding_flops(opt) + 2.0 * lstm_flops(opt) + 2.0 * softmax);
-    printf("bench train: %s  batch %d x %d, vocabulary %d, %d samples, %d threads, %.1f MFLOP/token\n",
-           a->options_path, B, T, V, opt->n_negative_samples, a->threads, flops / 1e6);
+    printf("bench train: %s  batch %d x %d, vocabulary %d, %d samples, %d threads, %.1f MFLOP/token, LSTM "
+           "directions %s\n",
+           a->options_path, B, T, V, opt->n_negative_samples, a->threads, flops / 1e6,
+           t.concurrent_directions ? "side by side" : "one after the other");
+    if (N > 1) printf("ranks: %d of %d rows each (global batch %d x %d)\n", N, B, N * B, T);
     double *secs = xmalloc((size_t)a->steps * sizeof(double));
     for (int s = 0; s < a->warmup + a->steps; s++) {
         if (s == a->warmup)
             t.time_cnn = t.time_highway_proj = t.time_lstm_forward = t.time_lstm_backward = t.time_softmax =
-                t.time_optimizer = 0;
+                t.time_optimizer = t.time_combine = 0;
         const LmBatch *ptrs[2] = {&batches[s % N_BATCHES][0], &batches[s % N_BATCHES][1]};
         const double t0 = elmo_now();
         const double loss = trainer_step(&t, ptrs);
@@ -153,14 +169,22 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
         sample_rss();
         if (s >= a->warmup) {
             secs[s - a->warmup] = dt;
-            printf("  step %d: %.3f s, %.0f tokens/s, loss %.3f\n", s - a->warmup + 1, dt, B * T / dt, loss);
+            printf("  step %d: %.3f s, %.0f tokens/s, loss %.3f\n", s - a->warmup + 1, dt, (double)N * B * T / dt, loss);
         }
     }
-    const double per = 1.0 / a->steps, med = median(secs, a->steps), tps = B * T / med;
+    const double per = 1.0 / a->steps, med = median(secs, a->steps), tps = (double)N * B * T / med;
     printf("phases per step: char-CNN %.3f s, highway+projection %.3f s, LSTM forward %.3f s, LSTM backward "
            "%.3f s, softmax %.3f s, optimiser %.3f s, data 0 s (pre-generated)\n",
            t.time_cnn * per, t.time_highway_proj * per, t.time_lstm_forward * per, t.time_lstm_backward * per,
            t.time_softmax * per, t.time_optimizer * per);
+    if (N > 1) {
+        /* what the last step exchanged: the dense gradient, the union of softmax rows */
+        const double dense = (double)t.n_dense * sizeof(float);
+        const double rows = (double)t.grad_softmax_W.n, sparse = rows * (opt->proj_dim + 1) * sizeof(float);
+        printf("exchange per step: %.3f s (%.0f%% of the step); dense %.1f MiB, softmax rows %.0f (%.1f MiB)\n",
+               t.time_combine * per, 100.0 * t.time_combine * per / med, dense / 1048576.0, rows,
+               sparse / 1048576.0);
+    }
     printf("GFLOP/s: %.1f, %.0f%% of the roofline (sgemm here: %.1f GFLOP/s -> %.0f tokens/s)\n", tps * flops / 1e9,
            100.0 * tps * flops / 1e9 / sgemm, sgemm, sgemm * 1e9 / flops);
     double data = 0;
@@ -230,13 +254,15 @@ static void bench_predict(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
 
 int cmd_bench(int argc, char **argv) {
     BenchArgs a = {.mode = "train", .steps = 5, .warmup = 1, .seed = 1};
-    enum { O_OPTIONS = 256, O_MODE, O_BATCH, O_UNROLL, O_VOCAB, O_SAMPLES, O_THREADS, O_STEPS, O_WARMUP, O_SEED };
+    enum { O_OPTIONS = 256, O_MODE, O_BATCH, O_UNROLL, O_VOCAB, O_SAMPLES, O_THREADS, O_STEPS, O_WARMUP, O_SEED,
+           O_DIRECTIONS, O_RANKS };
     static const struct option longopts[] = {
         {"options", required_argument, 0, O_OPTIONS},    {"mode", required_argument, 0, O_MODE},
         {"batch-size", required_argument, 0, O_BATCH},   {"unroll-steps", required_argument, 0, O_UNROLL},
         {"vocab-size", required_argument, 0, O_VOCAB},   {"samples", required_argument, 0, O_SAMPLES},
         {"threads", required_argument, 0, O_THREADS},    {"steps", required_argument, 0, O_STEPS},
         {"warmup", required_argument, 0, O_WARMUP},      {"seed", required_argument, 0, O_SEED},
+        {"directions", required_argument, 0, O_DIRECTIONS}, {"ranks", no_argument, 0, O_RANKS},
         {"help", no_argument, 0, 'h'},                   {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -251,6 +277,8 @@ int cmd_bench(int argc, char **argv) {
         case O_STEPS: a.steps = (int)cli_int("--steps", optarg, 1, 1 << 20); break;
         case O_WARMUP: a.warmup = (int)cli_int("--warmup", optarg, 0, 1 << 20); break;
         case O_SEED: a.seed = cli_int("--seed", optarg, 0, 1L << 62); break;
+        case O_DIRECTIONS: a.directions = optarg; break;
+        case O_RANKS: a.ranks = 1; break;
         case 'h': fputs(bench_help, stdout); return 0;
         default: fputs(bench_help, stderr); return ELMO_EXIT_FAILURE;
         }
@@ -259,6 +287,14 @@ int cmd_bench(int argc, char **argv) {
     cli_require("--options", a.options_path, "bench");
     if (strcmp(a.mode, "train") != 0 && strcmp(a.mode, "predict") != 0)
         elmo_die("bench: --mode must be train or predict, not '%s'", a.mode);
+    if (a.directions && strcmp(a.directions, "concurrent") != 0 && strcmp(a.directions, "sequential") != 0)
+        elmo_die("bench: --directions must be concurrent or sequential, not '%s'", a.directions);
+    if (a.ranks) {
+        if (!replicas_have_mpi())
+            elmo_die("bench: --ranks needs an MPI build of elmo (make MPI=1) started by mpirun or srun");
+        if (strcmp(a.mode, "train") != 0) elmo_die("bench: --ranks measures training (--mode train)");
+        if (replicas_start()->size == 1) elmo_note("bench: --ranks: one rank (not started by mpirun or srun)");
+    }
     a.threads = elmo_set_threads(a.threads);
     ElmoOptions opt;
     if (options_load(&opt, a.options_path) < 0) elmo_die_last();

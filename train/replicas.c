@@ -62,6 +62,7 @@ static void copy_own_states(const Trainer *t, ReplicaStates *s) {
 
 #ifndef ELMO_MPI
 
+int replicas_have_mpi(void) { return 0; }
 const Replicas *replicas_start(void) { return &the_replicas; }
 void replicas_average_gradients(Trainer *t, void *ctx) {}
 void replicas_broadcast(void *data, int bytes) {}
@@ -75,6 +76,8 @@ void replicas_gather_states(const Trainer *t, ReplicaStates *s) { copy_own_state
 /* Dense gradients travel in buckets of this many floats (64 MiB): few enough calls that
  * latency does not count, small enough that a bucket's reduction pipelines. */
 #define BUCKET_FLOATS ((size_t)16 << 20)
+
+int replicas_have_mpi(void) { return 1; }
 
 /* Started by a launcher: Open MPI's mpirun, or PMI/PMIx (srun, other MPIs' launchers). */
 static int under_launcher(void) {

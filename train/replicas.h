@@ -23,6 +23,8 @@ typedef struct {
  * a rank's elmo_die then ends the whole job (MPI_Abort), so that no rank waits forever
  * for one that left. */
 const Replicas *replicas_start(void);
+/* 1 in an MPI build (make MPI=1). */
+int replicas_have_mpi(void);
 /* The replicas as started (one, rank 0, before replicas_start). */
 const Replicas *replicas(void);
 /* 1 when this process may write files and print progress (rank 0). */

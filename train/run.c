@@ -80,9 +80,10 @@ static void log_point(Loop *p, double now) {
     format_duration(elapsed, sizeof elapsed, now - p->start);
     format_duration(remaining, sizeof remaining, eta);
     const char *kind = r->opt->sample_softmax ? "sampled" : "full softmax";
-    fprintf(stderr, "batch %ld/%ld  loss %.4f  perplexity %.2f (training, %s, dropout on)  grad norm %.3g  %.0f tokens/s"
+    fprintf(stderr, "batch %ld/%ld  loss %.4f  perplexity %.2f (training, %s, %s)  grad norm %.3g  %.0f tokens/s"
             "  elapsed %s  ETA %s\n",
-            t->step, r->n_batches, loss, exp(loss), kind, norm, tps, elapsed, remaining);
+            t->step, r->n_batches, loss, exp(loss), kind, r->opt->dropout > 0 ? "dropout on" : "no dropout", norm, tps,
+            elapsed, remaining);
     if (outlier) fprintf(stderr, "train: warning: batch %ld: loss %.4f is more than twice its recent median\n", t->step, loss);
     const MetricValue values[] = {
         {"epoch", NULL, (double)t->step / (double)r->batches_per_epoch},

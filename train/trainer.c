@@ -371,7 +371,9 @@ double trainer_step(Trainer *t, const LmBatch *const *batches) {
     trainer_draw(t);
     double loss = trainer_forward_backward(t, batches, 1);
     if (t->combine) {
+        const double t0 = elmo_now();
         t->combine(t, t->combine_ctx);
+        t->time_combine += elmo_now() - t0;
         loss = 0;
         for (int d = 0; d < t->n_dirs; d++) loss += t->loss[d] / t->n_dirs; /* as the forward adds them */
     }

@@ -84,6 +84,7 @@ struct Trainer {
     Arena arena;                 /* every buffer above but the softmax's own (see carve in trainer.c) */
     /* seconds per phase, for `elmo bench` */
     double time_cnn, time_highway_proj, time_lstm_forward, time_lstm_backward, time_softmax, time_optimizer;
+    double time_combine;         /* the replicas' exchange */
 };
 
 /* model must have a softmax of V rows. seed drives samples and dropout masks. */
