@@ -25,7 +25,7 @@
 #include "options.h"
 #include "testutil.h"
 
-/* Keeps Open MPI on this machine (docs/design.md section 14). */
+/* Keeps Open MPI on this machine (docs/design.md section 9). */
 #define MPIRUN                                                                                                   \
     "mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl self,vader --mca oob_tcp_if_include lo " \
     "--mca btl_tcp_if_include lo -x OMP_NUM_THREADS=1"

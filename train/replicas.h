@@ -1,5 +1,5 @@
 /* replicas.h - data-parallel training over MPI ranks with bilm-tf's multi-GPU semantics
- * (docs/design.md section 14). Every rank packs the same global batch of B*N rows and
+ * (docs/design.md section 9). Every rank packs the same global batch of B*N rows and
  * keeps rows [kB, (k+1)B) with their LSTM states; it draws its own candidates and dropout
  * masks; the gradients are averaged (dense: an in-place allreduce in buckets; softmax
  * rows: the union of the ranks' rows, reduced as one dense block), so that clipping and
