@@ -152,34 +152,16 @@ static void combine_sparse(SparseGrad *g, float scale) {
     scratch.ids = grown(scratch.ids, &scratch.ids_cap, total ? total : 1, sizeof(int32_t));
     MPI_Allgatherv(g->rows, g->n, MPI_INT32_T, scratch.ids, scratch.counts, scratch.displs, MPI_INT32_T,
                    MPI_COMM_WORLD);
-    /* the union, the same on every rank; slot_of marks rows already taken (reset below) */
+    /* the union, the same on every rank, and this rank's rows of it as a dense block */
     scratch.order = grown(scratch.order, &scratch.order_cap, total ? total : 1, sizeof(int32_t));
-    int U = 0;
-    for (size_t i = 0; i < total; i++) {
-        const int32_t row = scratch.ids[i];
-        if (g->slot_of[row] >= -1) { /* -1: not held here; >= 0: held here; -2: in the union already */
-            scratch.order[U++] = row;
-            g->slot_of[row] = g->slot_of[row] >= 0 ? -(g->slot_of[row] + 3) : -2;
-        }
-    }
-    scratch.block = grown(scratch.block, &scratch.block_cap, (size_t)U * w + 1, sizeof(float));
-    for (int j = 0; j < U; j++) {
-        const int32_t mark = g->slot_of[scratch.order[j]];
-        float *dst = scratch.block + (size_t)j * w;
-        if (mark <= -3) memcpy(dst, g->grad + (size_t)(-mark - 3) * w, (size_t)w * sizeof(float));
-        else memset(dst, 0, (size_t)w * sizeof(float));
-        g->slot_of[scratch.order[j]] = -1;
-    }
-    g->n = 0; /* every slot_of entry is -1 again: the gradient is empty */
+    const size_t most = total < (size_t)g->n_total_rows ? total : (size_t)g->n_total_rows; /* rows of the union */
+    scratch.block = grown(scratch.block, &scratch.block_cap, most * w + 1, sizeof(float));
+    const int U = sparse_grad_to_union(g, scratch.ids, total, scratch.order, scratch.block);
     for (size_t done = 0; done < (size_t)U * w; done += BUCKET_FLOATS) {
         const size_t n = (size_t)U * w - done < BUCKET_FLOATS ? (size_t)U * w - done : BUCKET_FLOATS;
         MPI_Allreduce(MPI_IN_PLACE, scratch.block + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     }
-    for (int j = 0; j < U; j++) {
-        float *row = sparse_grad_row(g, scratch.order[j]);
-        const float *sum = scratch.block + (size_t)j * w;
-        for (int k = 0; k < w; k++) row[k] = sum[k] * scale;
-    }
+    sparse_grad_from_union(g, scratch.order, U, scratch.block, scale);
 }
 
 void replicas_average_gradients(Trainer *t, void *ctx) {

@@ -57,6 +57,42 @@ void sparse_grad_free(SparseGrad *g) {
     memset(g, 0, sizeof *g);
 }
 
+int sparse_grad_to_union(SparseGrad *g, const int32_t *ids, size_t n_ids, int32_t *order, float *block) {
+    const int w = g->width;
+    /* slot_of marks the rows already in the union: -2 when g does not hold the row,
+     * -(slot + 3) when it does (so the slot survives); every mark is reset to -1 below */
+    int U = 0;
+    for (size_t i = 0; i < n_ids; i++) {
+        const int32_t row = ids[i];
+        CHECK(row >= 0 && row < g->n_total_rows, "row %d of %ld", row, g->n_total_rows);
+        const int32_t mark = g->slot_of[row];
+        if (mark >= -1) {
+            order[U++] = row;
+            g->slot_of[row] = mark >= 0 ? -(mark + 3) : -2;
+        }
+    }
+    for (int j = 0; j < U; j++) {
+        const int32_t mark = g->slot_of[order[j]];
+        float *dst = block + (size_t)j * w;
+        if (mark <= -3) memcpy(dst, g->grad + (size_t)(-mark - 3) * w, (size_t)w * sizeof *dst);
+        else memset(dst, 0, (size_t)w * sizeof *dst);
+        g->slot_of[order[j]] = -1;
+    }
+    /* a row g held but ids lacked would stay marked: ids must include g's own rows */
+    for (int i = 0; i < g->n; i++) CHECK(g->slot_of[g->rows[i]] == -1, "row %d of this replica not in the union", g->rows[i]);
+    g->n = 0;
+    return U;
+}
+
+void sparse_grad_from_union(SparseGrad *g, const int32_t *order, int U, const float *block, float scale) {
+    CHECK(g->n == 0, "the gradient must be empty");
+    for (int j = 0; j < U; j++) {
+        float *row = sparse_grad_row(g, order[j]);
+        const float *sum = block + (size_t)j * g->width;
+        for (int k = 0; k < g->width; k++) row[k] = sum[k] * scale;
+    }
+}
+
 size_t sparse_grad_bytes(const SparseGrad *g) { return bytes_at(g->n_total_rows, g->width, g->cap); }
 
 size_t sparse_grad_need_bytes(long n_total_rows, int width, int cap, long rows) {

@@ -22,6 +22,16 @@ float *sparse_grad_row(SparseGrad *g, int32_t row);
 /* Forgets every held row (O(rows held)). */
 void sparse_grad_clear(SparseGrad *g);
 void sparse_grad_free(SparseGrad *g);
+/* Combining the gradients of several replicas (train/replicas.c), in two halves around a
+ * sum of dense blocks over the replicas:
+ * sparse_grad_to_union: ids holds every replica's rows (replica order, each in its order of
+ * first touch, n_ids in all); writes their union, in that order without repeats, to order
+ * (capacity n_ids) and g's gradient of each union row to block (U x width, zero rows for
+ * those g does not hold); returns U. g is left empty.
+ * sparse_grad_from_union: g (empty) takes the U rows of order, in that order, with the
+ * gradient scale * block. */
+int sparse_grad_to_union(SparseGrad *g, const int32_t *ids, size_t n_ids, int32_t *order, float *block);
+void sparse_grad_from_union(SparseGrad *g, const int32_t *order, int U, const float *block, float scale);
 /* Bytes it holds now (its capacity grows with the rows a batch touches). */
 size_t sparse_grad_bytes(const SparseGrad *g);
 /* What sparse_grad_bytes reports once `rows` distinct rows have been touched between two
