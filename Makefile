@@ -7,15 +7,16 @@
 #            BIN=DIR (elmo itself, default bin): give a switched build its own folders,
 #            e.g. make test SANITIZE=1 BUILD=build/sanitize BIN=build/sanitize/bin (.ci/run)
 #            MPI=1 (data-parallel training over MPI ranks: built with mpicc, Open MPI from
-#            Debian; `make test` builds one in build/mpi when mpicc is there)
+#            Debian, into build/mpi/bin/elmo; `make test` builds one when mpicc is there)
 CC       ?= gcc
 DEBUG    ?= 0
 SANITIZE ?= 0
 NATIVE   ?= 1
 FUZZ     ?= 0
 MPI      ?= 0
-BUILD    ?= build
-BIN      ?= bin
+# an MPI build gets its own folders unless told otherwise: make MPI=1 -> build/mpi/bin/elmo
+BUILD    ?= $(if $(filter 1,$(MPI)),build/mpi,build)
+BIN      ?= $(if $(filter 1,$(MPI)),build/mpi/bin,bin)
 # Where the reference fixtures live (tests read them in place, never copy them).
 ELMO_FIXTURES ?= $(abspath ../shared/fixtures)
 export ELMO_FIXTURES
