@@ -33,7 +33,7 @@ static const char bench_help[] =
     "  --unroll-steps T   default: the options' unroll_steps (predict: tokens per sentence)\n"
     "  --vocab-size V     softmax rows (train; default: the options' n_tokens_vocab, or 50000)\n"
     "  --samples S        negative samples (train; default: n_negative_samples_batch)\n"
-    "  --threads N        threads (default: all cores)\n"
+    "  --threads N        threads (default: all cores; under MPI shared by the ranks of a machine)\n"
     "  --steps N          measured steps (default 5)\n"
     "  --warmup N         steps before measuring (default 1)\n"
     "  --seed N           seed of the random weights and data (default 1)\n"
@@ -295,7 +295,7 @@ int cmd_bench(int argc, char **argv) {
         if (strcmp(a.mode, "train") != 0) elmo_die("bench: --ranks measures training (--mode train)");
         if (replicas_start()->size == 1) elmo_note("bench: --ranks: one rank (not started by mpirun or srun)");
     }
-    a.threads = elmo_set_threads(a.threads);
+    a.threads = elmo_set_threads(replicas_threads(a.threads));
     ElmoOptions opt;
     if (options_load(&opt, a.options_path) < 0) elmo_die_last();
     const double sgemm = measure_sgemm_gflops();

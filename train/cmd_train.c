@@ -74,7 +74,7 @@ static const char train_help[] =
     "  --eval-batch-size N     streams of an evaluation (default 256)\n"
     "  --patience K            stop after K evaluations without a better perplexity (default: never)\n"
     "the run\n"
-    "  --threads N             threads (default: all cores)\n"
+    "  --threads N             threads (default: all cores; under MPI shared by the ranks of a machine)\n"
     "  --checkpoint-every N    batches between checkpoints (default 1250)\n"
     "  --checkpoint-minutes M  minutes between checkpoints (default 30; 0: by batches only)\n"
     "  --log-every SECONDS     seconds between progress lines and metrics (default 10)\n"
@@ -387,7 +387,7 @@ int cmd_train(int argc, char **argv) {
     s.replicas = rep->size;
     const int saved_threads = s.threads;
     apply_given(&s, &c);
-    s.threads = elmo_set_threads(c.is_given[O_THREADS] ? c.given.threads : s.threads);
+    s.threads = elmo_set_threads(replicas_threads(c.is_given[O_THREADS] ? c.given.threads : s.threads));
     if (c.restart && saved_threads && s.threads != saved_threads)
         fprintf(stderr, "train: note: %d threads where the run had %d: the result is no longer bit-identical to an "
                 "uninterrupted run\n", s.threads, saved_threads);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "common.h"
 #include "crc32c.h"
 
@@ -13,11 +15,17 @@
 #include <mpi.h>
 #endif
 
-static Replicas the_replicas = {0, 1};
+static Replicas the_replicas = {0, 1, 1};
 
 const Replicas *replicas(void) { return &the_replicas; }
 
 int replicas_lead(void) { return the_replicas.rank == 0; }
+
+int replicas_threads(int asked) {
+    if (asked > 0 || the_replicas.local_size == 1) return asked;
+    const int shared = omp_get_num_procs() / the_replicas.local_size;
+    return shared > 0 ? shared : 1;
+}
 
 void replica_states_init(ReplicaStates *s, const Trainer *t, int n) {
     memset(s, 0, sizeof *s);
@@ -106,6 +114,10 @@ const Replicas *replicas_start(void) {
         elmo_die("MPI: cannot join the job (MPI_Init_thread failed)");
     MPI_Comm_rank(MPI_COMM_WORLD, &the_replicas.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &the_replicas.size);
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &the_replicas.local_size);
+    MPI_Comm_free(&node);
     if (the_replicas.rank > 0) { /* rank 0 speaks for the job; the others only of their errors */
         char prefix[64];
         snprintf(prefix, sizeof prefix, "elmo: rank %d: ", the_replicas.rank);

@@ -17,6 +17,7 @@
 
 typedef struct {
     int rank, size;
+    int local_size;  /* ranks on this machine (this one included) */
 } Replicas;
 
 /* Joins the MPI job when started by mpirun/srun (once; later calls return the same);
@@ -27,6 +28,9 @@ const Replicas *replicas_start(void);
 int replicas_have_mpi(void);
 /* The replicas as started (one, rank 0, before replicas_start). */
 const Replicas *replicas(void);
+/* The threads a rank runs: `asked` when > 0, else this machine's cores shared by its ranks
+ * (elmo_set_threads's count for all cores divided by local_size, at least 1). */
+int replicas_threads(int asked);
 /* 1 when this process may write files and print progress (rank 0). */
 int replicas_lead(void);
 
