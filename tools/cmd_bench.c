@@ -119,6 +119,16 @@ static void print_memory(double analytic_bytes) {
            100.0 * (used - analytic_bytes) / analytic_bytes);
 }
 
+/* The exchange of --ranks, timed apart from the wait for the slowest rank. */
+static double exchange_wait;
+
+static void timed_exchange(Trainer *t, void *ctx) {
+    const double t0 = elmo_now();
+    replicas_barrier();
+    exchange_wait += elmo_now() - t0;
+    replicas_average_gradients(t, ctx);
+}
+
 static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     const int B = a->batch ? a->batch : opt->batch_size, T = a->unroll ? a->unroll : opt->unroll_steps;
     const int V = a->vocab ? a->vocab : (opt->n_tokens_vocab ? (int)opt->n_tokens_vocab : 50000);
@@ -133,7 +143,7 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     Trainer t;
     trainer_init(&t, &model, B, T, TRAINER_TRAIN, (uint64_t)a->seed + 1 + (uint64_t)rep->rank);
     if (a->directions) t.concurrent_directions = strcmp(a->directions, "concurrent") == 0 && t.n_dirs == 2;
-    if (N > 1) t.combine = replicas_average_gradients;
+    if (N > 1) t.combine = timed_exchange;
     enum { N_BATCHES = 3 };
     LmBatch batches[N_BATCHES][2];
     Rng rng;
@@ -161,7 +171,7 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
     for (int s = 0; s < a->warmup + a->steps; s++) {
         if (s == a->warmup)
             t.time_cnn = t.time_highway_proj = t.time_lstm_forward = t.time_lstm_backward = t.time_softmax =
-                t.time_optimizer = t.time_combine = 0;
+                t.time_optimizer = t.time_combine = exchange_wait = 0;
         const LmBatch *ptrs[2] = {&batches[s % N_BATCHES][0], &batches[s % N_BATCHES][1]};
         const double t0 = elmo_now();
         const double loss = trainer_step(&t, ptrs);
@@ -181,9 +191,10 @@ static void bench_train(const BenchArgs *a, ElmoOptions *opt, double sgemm) {
         /* what the last step exchanged: the dense gradient, the union of softmax rows */
         const double dense = (double)t.n_dense * sizeof(float);
         const double rows = (double)t.grad_softmax_W.n, sparse = rows * (opt->proj_dim + 1) * sizeof(float);
-        printf("exchange per step: %.3f s (%.0f%% of the step); dense %.1f MiB, softmax rows %.0f (%.1f MiB)\n",
-               t.time_combine * per, 100.0 * t.time_combine * per / med, dense / 1048576.0, rows,
-               sparse / 1048576.0);
+        const double exchange = (t.time_combine - exchange_wait) * per;
+        printf("exchange per step: %.3f s (%.0f%% of the step) after %.3f s waiting for the slowest rank; dense "
+               "%.1f MiB, softmax rows %.0f (%.1f MiB)\n",
+               exchange, 100.0 * exchange / med, exchange_wait * per, dense / 1048576.0, rows, sparse / 1048576.0);
     }
     printf("GFLOP/s: %.1f, %.0f%% of the roofline (sgemm here: %.1f GFLOP/s -> %.0f tokens/s)\n", tps * flops / 1e9,
            100.0 * tps * flops / 1e9 / sgemm, sgemm, sgemm * 1e9 / flops);

@@ -73,6 +73,7 @@ static void copy_own_states(const Trainer *t, ReplicaStates *s) {
 int replicas_have_mpi(void) { return 0; }
 const Replicas *replicas_start(void) { return &the_replicas; }
 void replicas_average_gradients(Trainer *t, void *ctx) {}
+void replicas_barrier(void) {}
 void replicas_broadcast(void *data, int bytes) {}
 void replicas_sum(double *x, int n) {}
 void replicas_agree(double *now, int *signal) {}
@@ -193,6 +194,10 @@ void replicas_average_gradients(Trainer *t, void *ctx) {
         }
     combine_sparse(&t->grad_softmax_W, scale);
     combine_sparse(&t->grad_softmax_b, scale);
+}
+
+void replicas_barrier(void) {
+    if (the_replicas.size > 1) MPI_Barrier(MPI_COMM_WORLD);
 }
 
 void replicas_broadcast(void *data, int bytes) {

@@ -38,6 +38,9 @@ int replicas_lead(void);
  * gradients (what bilm-tf's towers average); the softmax rows become the union of the
  * ranks' rows, in rank order of first touch. A Trainer's combine hook (trainer.h). */
 void replicas_average_gradients(Trainer *t, void *ctx);
+/* Waits for every rank (for measurements: `elmo bench --ranks` separates the exchange
+ * from the wait for the slowest rank). */
+void replicas_barrier(void);
 /* Rank 0's bytes to every rank. */
 void replicas_broadcast(void *data, int bytes);
 /* Sums n doubles over the ranks, in place. */
