@@ -47,6 +47,7 @@ static void test_vocab_corpus(void **state) { replay("vocab", fuzz_vocab); }
 static void test_tfbundle_corpus(void **state) { replay("tfbundle", fuzz_tfbundle); }
 static void test_shard_corpus(void **state) { replay("shard", fuzz_shard); }
 static void test_weights_corpus(void **state) { replay("weights", fuzz_weights); }
+static void test_checkpoint_corpus(void **state) { replay("checkpoint", fuzz_checkpoint); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -56,6 +57,7 @@ int main(void) {
         cmocka_unit_test(test_tfbundle_corpus),
         cmocka_unit_test(test_shard_corpus),
         cmocka_unit_test(test_weights_corpus),
+        cmocka_unit_test(test_checkpoint_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
