@@ -48,6 +48,7 @@ static void test_tfbundle_corpus(void **state) { replay("tfbundle", fuzz_tfbundl
 static void test_shard_corpus(void **state) { replay("shard", fuzz_shard); }
 static void test_weights_corpus(void **state) { replay("weights", fuzz_weights); }
 static void test_checkpoint_corpus(void **state) { replay("checkpoint", fuzz_checkpoint); }
+static void test_tfevents_corpus(void **state) { replay("tfevents", fuzz_tfevents); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -58,6 +59,7 @@ int main(void) {
         cmocka_unit_test(test_shard_corpus),
         cmocka_unit_test(test_weights_corpus),
         cmocka_unit_test(test_checkpoint_corpus),
+        cmocka_unit_test(test_tfevents_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@ int fuzz_tfbundle(const uint8_t *data, size_t size);
 int fuzz_shard(const uint8_t *data, size_t size);
 int fuzz_weights(const uint8_t *data, size_t size);
 int fuzz_checkpoint(const uint8_t *data, size_t size);
+int fuzz_tfevents(const uint8_t *data, size_t size);
 
 /* This process's own temporary directory (created on first use). */
 const char *fuzz_dir(void);
