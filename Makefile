@@ -43,9 +43,10 @@ ifeq ($(DEBUG),1)
 else
   OPT := -O3 -march=native -fno-trapping-math -g
 endif
-# make fuzz: the library instrumented for libFuzzer (with CC=clang; OpenMP through libgomp)
+# make fuzz: the library instrumented for libFuzzer (with CC=clang; OpenMP through libgomp).
+# Undefined behaviour aborts: recovered, UBSan only prints, and libFuzzer counts no crash.
 ifeq ($(FUZZ),1)
-  OPT += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+  OPT += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   OMP := -fopenmp=libgomp
 endif
 OMP ?= -fopenmp
@@ -149,12 +150,13 @@ fuzz: deps
 	@$(MAKE) --no-print-directory CC=clang FUZZ=1 BUILD=build/fuzz BIN=build/fuzz/bin build/fuzz/libelmo.a \
 	  $(FUZZ_SRC:%.c=build/fuzz/%.o)
 	@for h in $(FUZZ_HARNESSES:tests/fuzz/fuzz_%.c=%); do \
-	  clang -std=c11 -D_DEFAULT_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp=libgomp -DFUZZ_ENTRY \
+	  clang -std=c11 -D_DEFAULT_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -fopenmp=libgomp -DFUZZ_ENTRY \
 	    -Isrc -Itrain -Itools -Itests/fuzz -I$(BLAS_INCDIR) $(PKG_CFLAGS) -o build/fuzz/fuzz_$$h tests/fuzz/fuzz_$$h.c \
 	    build/fuzz/tests/fuzz/fuzz_util.o build/fuzz/libelmo.a $(LDLIBS) || exit 1; \
 	  mkdir -p tests/fuzz/$$h; \
 	  echo "== fuzz $$h for $(FUZZ_SECONDS) s"; \
-	  ./build/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/fuzz/lsan.supp) ./build/fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 	    -artifact_prefix=tests/fuzz/$$h/crash- tests/fuzz/$$h 2>&1 | tail -3 || exit 1; \
 	done
 

@@ -2,10 +2,12 @@
 #include "h5io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -293,6 +295,122 @@ int h5io_write_strings(hid_t loc, const char *path, const char *name, const char
     return rc;
 }
 
+/* HDF5 1.10 trusts the global heap collections that hold variable-length data: a free
+ * space object of size 0 makes its decoder loop forever, and an index or a length that
+ * does not match its object reads or writes past it (fuzz_checkpoint found the first).
+ * So before a read the dataset's heap IDs are checked against their collections, each
+ * walked as H5HG's decoder walks it (HDF5 file format specification, "Global Heap"):
+ *   collection = "GCOL" | version 1 | 3 reserved | size (sizeof_size bytes) | objects
+ *   object     = index (2) | references (2) | reserved (4) | length (sizeof_size)
+ *                | data, padded to 8 bytes (index 0, the free space: length is all of it)
+ *   a string   = length (4) | collection address (sizeof_addr) | object index (4)
+ * Every string must be empty (address 0) or name an object of its collection of exactly
+ * its length. Only contiguous storage is checked, the layout this program and h5py
+ * write; any other is refused. */
+typedef struct {
+    int fd;
+    uint64_t base, file_size, at; /* the userblock; `at`: the collection of `len` */
+    size_t sizeof_addr, sizeof_size;
+    int64_t *len;                 /* by object index, -1 absent */
+    size_t n_len;
+} HeapCheck;
+
+static uint64_t decode_le(const uint8_t *p, size_t bytes) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static int read_at(const HeapCheck *h, uint64_t addr, void *buf, size_t n) {
+    if (addr > h->file_size - h->base || n > h->file_size - h->base - addr) return -1;
+    return pread(h->fd, buf, n, (off_t)(h->base + addr)) == (ssize_t)n ? 0 : -1;
+}
+
+/* Walks the collection at addr into h->len; -1 when HDF5 could not decode it safely. */
+static int walk_collection(HeapCheck *h, uint64_t addr) {
+    const size_t head = 8 + h->sizeof_size, obj_head = 8 + h->sizeof_size;
+    uint8_t top[24];
+    if (read_at(h, addr, top, head) < 0 || memcmp(top, "GCOL", 4) != 0 || top[4] != 1) return -1;
+    const uint64_t size = decode_le(top + 8, h->sizeof_size);
+    if (size < head || size > h->file_size) return -1;
+    uint8_t *c = xmalloc((size_t)size);
+    int rc = read_at(h, addr, c, (size_t)size);
+    for (size_t i = 0; i < h->n_len; i++) h->len[i] = -1;
+    uint64_t p = head;
+    while (rc == 0 && p < size) {
+        if (size - p < obj_head) break; /* a tail too small for an object: free space */
+        const unsigned idx = (unsigned)decode_le(c + p, 2);
+        const uint64_t len = decode_le(c + p + 8, h->sizeof_size);
+        if (len > size) {
+            rc = -1;
+            break;
+        }
+        const uint64_t need = idx > 0 ? obj_head + ((len + 7) & ~(uint64_t)7) : len;
+        if (need == 0 || need > size - p) {
+            rc = -1;
+            break;
+        }
+        if (idx >= h->n_len) {
+            h->len = xrealloc(h->len, (idx + 1) * sizeof *h->len);
+            for (size_t i = h->n_len; i <= idx; i++) h->len[i] = -1;
+            h->n_len = idx + 1;
+        }
+        if (idx > 0) h->len[idx] = (int64_t)len;
+        p += need;
+    }
+    free(c);
+    h->at = rc == 0 ? addr : 0;
+    return rc;
+}
+
+static int check_string_heap(hid_t ds, const char *path, const char *name, size_t count) {
+    hid_t dcpl = H5Dget_create_plist(ds);
+    const H5D_layout_t layout = dcpl >= 0 ? H5Pget_layout(dcpl) : H5D_LAYOUT_ERROR;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    const haddr_t offset = H5Dget_offset(ds);
+    if (layout != H5D_CONTIGUOUS || offset == HADDR_UNDEF)
+        return elmo_fail("%s: %s: strings not stored contiguously (not a file this program writes)", path, name);
+    HeapCheck h = {.fd = -1};
+    hid_t file = H5Iget_file_id(ds);
+    hid_t fcpl = file >= 0 ? H5Fget_create_plist(file) : -1;
+    hsize_t userblock = 0;
+    int ok = fcpl >= 0 && H5Pget_sizes(fcpl, &h.sizeof_addr, &h.sizeof_size) >= 0 &&
+             H5Pget_userblock(fcpl, &userblock) >= 0 && h.sizeof_addr <= 8 && h.sizeof_size <= 8;
+    if (fcpl >= 0) H5Pclose(fcpl);
+    char file_name[4096];
+    ok = ok && H5Fget_name(file, file_name, sizeof file_name) > 0;
+    if (file >= 0) H5Fclose(file);
+    struct stat st;
+    if (ok && (h.fd = open(file_name, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(h.fd, &st) == 0) {
+        h.file_size = (uint64_t)st.st_size;
+        h.base = userblock;
+    } else {
+        ok = 0;
+    }
+    const size_t item = 4 + h.sizeof_addr + 4;
+    uint8_t *ids = NULL;
+    if (ok && (H5Dget_storage_size(ds) != count * item || h.base > h.file_size)) ok = 0;
+    if (ok) {
+        ids = xmalloc(count * item);
+        ok = read_at(&h, offset, ids, count * item) == 0;
+    }
+    size_t bad = 0;
+    for (size_t i = 0; ok && i < count; i++) {
+        const uint8_t *id = ids + i * item;
+        const uint64_t len = decode_le(id, 4), addr = decode_le(id + 4, h.sizeof_addr);
+        const uint64_t idx = decode_le(id + 4 + h.sizeof_addr, 4);
+        if (addr == 0) continue; /* a null string: HDF5 reads no heap */
+        if (addr != h.at && walk_collection(&h, addr) < 0) ok = 0;
+        else if (idx == 0 || idx >= h.n_len || h.len[idx] < 0 || (uint64_t)h.len[idx] != len) ok = 0;
+        if (!ok) bad = i;
+    }
+    free(ids);
+    free(h.len);
+    if (h.fd >= 0) close(h.fd);
+    if (!ok) return elmo_fail("%s: %s: string %zu: its heap is damaged (damaged or truncated file?)", path, name, bad);
+    return 0;
+}
+
 int h5io_read_strings(hid_t loc, const char *path, const char *name, char ***out, size_t *n) {
     *out = NULL;
     *n = 0;
@@ -305,6 +423,10 @@ int h5io_read_strings(hid_t loc, const char *path, const char *name, char ***out
     if (!ok) {
         H5Dclose(ds);
         return elmo_fail("%s: %s is not a dataset of variable-length strings", path, name);
+    }
+    if (count > 0 && check_string_heap(ds, path, name, count) < 0) {
+        H5Dclose(ds);
+        return -1;
     }
     char **tmp = xcalloc(count ? count : 1, sizeof *tmp);
     if (count > 0) {

@@ -114,12 +114,13 @@ static int parse_filters(ElmoOptions *o, const cJSON *root, const char *name) {
             c->valuedouble > 1e6)
             return elmo_fail("%s: key 'char_cnn.filters' entry %d must be [width, count] with positive integers",
                              name, k);
+        /* compared before the conversion: a width beyond int's range does not convert */
+        if (w->valuedouble > o->max_chars)
+            return elmo_fail("%s: key 'char_cnn.filters' entry %d: width %.0f is wider than "
+                             "char_cnn.max_characters_per_token (%d)",
+                             name, k, w->valuedouble, o->max_chars);
         o->filter_width[k] = (int)w->valuedouble;
         o->filter_count[k] = (int)c->valuedouble;
-        if (o->filter_width[k] > o->max_chars)
-            return elmo_fail("%s: key 'char_cnn.filters' entry %d: width %d is wider than "
-                             "char_cnn.max_characters_per_token (%d)",
-                             name, k, o->filter_width[k], o->max_chars);
         o->total_filters += o->filter_count[k];
     }
     return 0;

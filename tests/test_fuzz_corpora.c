@@ -46,6 +46,9 @@ static void test_text_corpus(void **state) { replay("text", fuzz_text); }
 static void test_vocab_corpus(void **state) { replay("vocab", fuzz_vocab); }
 static void test_tfbundle_corpus(void **state) { replay("tfbundle", fuzz_tfbundle); }
 static void test_shard_corpus(void **state) { replay("shard", fuzz_shard); }
+static void test_weights_corpus(void **state) { replay("weights", fuzz_weights); }
+static void test_checkpoint_corpus(void **state) { replay("checkpoint", fuzz_checkpoint); }
+static void test_tfevents_corpus(void **state) { replay("tfevents", fuzz_tfevents); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -54,6 +57,9 @@ int main(void) {
         cmocka_unit_test(test_vocab_corpus),
         cmocka_unit_test(test_tfbundle_corpus),
         cmocka_unit_test(test_shard_corpus),
+        cmocka_unit_test(test_weights_corpus),
+        cmocka_unit_test(test_checkpoint_corpus),
+        cmocka_unit_test(test_tfevents_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

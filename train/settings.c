@@ -2,6 +2,8 @@
 #include "settings.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,8 +101,16 @@ int settings_from_json(RunSettings *s, const char *text, const char *where) {
                 rc = elmo_fail("%s: setting '%s' is too long", where, FIELDS[i].key);
             else snprintf(at, sizeof s->train_prefix, "%s", v->valuestring);
             break;
-        case F_LONG: *(long *)at = (long)v->valuedouble; break;
-        case F_INT: *(int *)at = (int)v->valuedouble; break;
+        case F_LONG:
+        case F_INT: {
+            /* beyond the type's range the conversion is undefined (a damaged checkpoint) */
+            const double limit = FIELDS[i].kind == F_INT ? (double)INT_MAX : 9e18;
+            if (!(fabs(v->valuedouble) <= limit))
+                rc = elmo_fail("%s: setting '%s' is %g, out of range", where, FIELDS[i].key, v->valuedouble);
+            else if (FIELDS[i].kind == F_INT) *(int *)at = (int)v->valuedouble;
+            else *(long *)at = (long)v->valuedouble;
+            break;
+        }
         case F_DOUBLE: *(double *)at = v->valuedouble; break;
         case F_U64: *(uint64_t *)at = strtoull(v->valuestring, NULL, 10); break;
         }

@@ -14,7 +14,12 @@ int fuzz_text(const uint8_t *data, size_t size);
 int fuzz_vocab(const uint8_t *data, size_t size);
 int fuzz_tfbundle(const uint8_t *data, size_t size);
 int fuzz_shard(const uint8_t *data, size_t size);
+int fuzz_weights(const uint8_t *data, size_t size);
+int fuzz_checkpoint(const uint8_t *data, size_t size);
+int fuzz_tfevents(const uint8_t *data, size_t size);
 
+/* This process's own temporary directory (created on first use). */
+const char *fuzz_dir(void);
 /* Writes data into a file of this process's own temporary directory; returns its path. */
 const char *fuzz_write_file(const char *name, const uint8_t *data, size_t size);
 
