@@ -269,8 +269,8 @@ static long cache_lookup(const char *path, const cJSON *key) {
     const cJSON *files = cJSON_GetObjectItemCaseSensitive(doc, "files");
     const cJSON *count = cJSON_GetObjectItemCaseSensitive(doc, "tokens");
     if (cJSON_IsNumber(version) && version->valuedouble == CACHE_VERSION && files && cJSON_IsNumber(count) &&
-        count->valuedouble >= 0 && cJSON_Compare(files, key, 1))
-        tokens = (long)count->valuedouble;
+        count->valuedouble >= 0 && count->valuedouble <= 9e18 && cJSON_Compare(files, key, 1))
+        tokens = (long)count->valuedouble; /* a count beyond long's range is no cache: counted again */
     cJSON_Delete(doc);
     return tokens;
 }
