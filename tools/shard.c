@@ -8,7 +8,6 @@
  */
 #include "shard.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,55 +32,11 @@
 #define HELDOUT_MIN_FILE_BYTES ((uint64_t)64 << 20)
 #define PROGRESS_SECONDS 3.0
 
-/* --------------------------------------------------------------- the output directory */
-
 static char *join_path(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *s = xmalloc(n);
     snprintf(s, n, "%s/%s", dir, name);
     return s;
-}
-
-/* A name this tool writes: prefix, digits, ".txt" or ".txt.gz". */
-static int is_output_name(const char *name, const char *prefix) {
-    size_t n = strlen(prefix);
-    if (strncmp(name, prefix, n) != 0 || name[n] < '0' || name[n] > '9') return 0;
-    const char *s = name + n;
-    while (*s >= '0' && *s <= '9') s++;
-    return strcmp(s, ".txt") == 0 || strcmp(s, ".txt.gz") == 0;
-}
-
-typedef struct {
-    char **paths;
-    int n, cap;
-} PathList;
-
-static void path_list_add(PathList *l, char *path) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->paths = xrealloc(l->paths, (size_t)l->cap * sizeof *l->paths);
-    }
-    l->paths[l->n++] = path;
-}
-
-static void path_list_free(PathList *l) {
-    for (int i = 0; i < l->n; i++) free(l->paths[i]);
-    free(l->paths);
-    memset(l, 0, sizeof *l);
-}
-
-/* Appends the output files of an earlier run found in dir (none if dir does not exist). */
-static int find_outputs(const char *dir, const char *prefix, PathList *found) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) return 0;
-        return elmo_fail("%s: cannot read directory: %s", dir, strerror(errno));
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (is_output_name(e->d_name, prefix)) path_list_add(found, join_path(dir, e->d_name));
-    closedir(d);
-    return 0;
 }
 
 /* ------------------------------------------------------------------- output files */
@@ -134,7 +89,8 @@ static int output_write(Output *w, const char *p, size_t n) {
     return 0;
 }
 
-/* Closes, syncs and renames the file into place; it joins the completed ones in done. */
+/* Closes, syncs and renames the file into place (in the new generation); it joins the
+ * set's files, removed again if the run ends before the commit. */
 static int output_commit(Output *w, FileSet *done) {
     errno = 0;
     int bad = w->gz ? gzclose(w->gz) != Z_OK : fclose(w->f) != 0;
@@ -175,7 +131,7 @@ typedef struct {
     size_t shard_cap;
     size_t *starts, *order;
     size_t lines_cap;
-    FileSet done;        /* the files completed: removed again if the run fails */
+    ShardSet *set;       /* where the files go; the completed ones join its files */
 } Sharder;
 
 /* A temporary file in dir without a name: it lives until it is closed or the process
@@ -390,7 +346,7 @@ static int write_shard(Sharder *s, int i, const char *path) {
         if (output_write(&w, s->shard_buf + s->starts[line], s->starts[line + 1] - s->starts[line]) < 0) return -1;
     }
     if (bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = bytes;
-    return output_commit(&w, &s->done);
+    return output_commit(&w, &s->set->files);
 }
 
 static char *output_name(const char *dir, const char *prefix, int i, int gzip) {
@@ -423,7 +379,7 @@ static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
         if (bytes >= limit) {
             is_open = 0;
             s->st->heldout_files++;
-            if (output_commit(&w, &s->done) < 0) goto fail;
+            if (output_commit(&w, &s->set->files) < 0) goto fail;
         }
     }
     if (ferror(f)) {
@@ -433,7 +389,7 @@ static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
     }
     if (is_open) {
         s->st->heldout_files++;
-        if (output_commit(&w, &s->done) < 0) goto fail;
+        if (output_commit(&w, &s->set->files) < 0) goto fail;
     }
     free(line);
     return 0;
@@ -443,7 +399,7 @@ fail:
 }
 
 /* Phase 2: every shard from its spill file, then the held-out files. */
-static int second_pass(Sharder *s, const char *train_dir, const char *heldout_dir) {
+static int second_pass(Sharder *s) {
     const ShardOptions *o = s->o;
     const Spill *held = &s->spill[o->n_shards];
     uint64_t train_bytes = 0;
@@ -452,7 +408,7 @@ static int second_pass(Sharder *s, const char *train_dir, const char *heldout_di
     if (limit < HELDOUT_MIN_FILE_BYTES) limit = HELDOUT_MIN_FILE_BYTES;
     double last = elmo_now();
     for (int i = 0; i < o->n_shards; i++) {
-        char *path = output_name(train_dir, "shard-", i, o->gzip);
+        char *path = output_name(s->set->train, "shard-", i, o->gzip);
         int rc = write_shard(s, i, path);
         free(path);
         if (rc < 0) return -1;
@@ -462,37 +418,23 @@ static int second_pass(Sharder *s, const char *train_dir, const char *heldout_di
         }
     }
     if (held->lines == 0) return 0;
-    if (file_make_dirs(heldout_dir) < 0) return -1;
-    return write_heldout(s, heldout_dir, limit);
+    return write_heldout(s, s->set->heldout, limit);
 }
 
-int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) {
+int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st, ShardSet *set) {
     CHECK(o->n_shards >= 1 && o->heldout_fraction >= 0 && o->heldout_fraction < 1 && o->heldout_lines >= 0,
           "bad shard options");
     memset(st, 0, sizeof *st);
-    char *train_dir = join_path(o->output_dir, "train"), *heldout_dir = join_path(o->output_dir, "heldout");
-    PathList earlier = {0};
-    Sharder s = {.o = o, .st = st, .count = train_count};
+    Sharder s = {.o = o, .st = st, .count = train_count, .set = set};
     int rc = -1, n_spills = 0;
     CorpusReader reader;
     /* the input's names first: a typo fails before anything is created */
-    if (corpus_open(&reader, o->input, o->quiet ? NULL : "shard") < 0) {
-        free(train_dir);
-        free(heldout_dir);
+    if (corpus_open(&reader, o->input, o->quiet ? NULL : "shard") < 0) return -1;
+    if (shardset_begin(set, o->output_dir, train_count != NULL, o->force) < 0) {
+        corpus_close(&reader);
         return -1;
     }
-    /* a failed run removes the directories it created (rmdir: only while empty) */
-    struct stat st0;
-    const int had_dir = stat(o->output_dir, &st0) == 0, had_train = stat(train_dir, &st0) == 0;
-    const int had_heldout = stat(heldout_dir, &st0) == 0;
-    fileset_begin(&s.done);
-    if (find_outputs(train_dir, "shard-", &earlier) < 0 || find_outputs(heldout_dir, "heldout-", &earlier) < 0)
-        goto done;
-    if (earlier.n > 0 && !o->force) {
-        elmo_fail("%s already holds shard files (%s, ...); --force replaces them", o->output_dir, earlier.paths[0]);
-        goto done;
-    }
-    if (ensure_open_files(o->n_shards) < 0 || file_make_dirs(o->output_dir) < 0) goto done;
+    if (ensure_open_files(o->n_shards) < 0) goto done;
     rng_seed(&s.rng, o->seed);
     s.deal = xmalloc((size_t)o->n_shards * sizeof *s.deal);
     for (int i = 0; i < o->n_shards; i++) s.deal[i] = i;
@@ -504,21 +446,9 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
     for (; n_spills <= o->n_shards; n_spills++)
         if (spill_open(&s.spill[n_spills], o->output_dir, buffer) < 0) goto done;
     if (first_pass(&s, &reader) < 0) goto done;
-    /* The input is complete and valid: only now may the earlier shards go. */
-    for (int i = 0; i < earlier.n; i++)
-        if (unlink(earlier.paths[i]) < 0 && errno != ENOENT) {
-            elmo_fail("%s: cannot remove: %s", earlier.paths[i], strerror(errno));
-            goto done;
-        }
-    if (file_make_dirs(train_dir) == 0) rc = second_pass(&s, train_dir, heldout_dir);
+    rc = second_pass(&s);
 done:
-    if (rc < 0) fileset_discard(&s.done);
-    else fileset_keep(&s.done);
-    if (rc < 0) {
-        if (!had_heldout) rmdir(heldout_dir);
-        if (!had_train) rmdir(train_dir);
-        if (!had_dir) rmdir(o->output_dir);
-    }
+    if (rc < 0) shardset_abort(set); /* the earlier set stays as it was */
     corpus_close(&reader);
     for (int i = 0; i < n_spills; i++)
         if (s.spill[i].f) fclose(s.spill[i].f);
@@ -530,8 +460,5 @@ done:
     free(s.shard_buf);
     free(s.starts);
     free(s.order);
-    path_list_free(&earlier);
-    free(train_dir);
-    free(heldout_dir);
     return rc;
 }
