@@ -67,17 +67,21 @@ static struct sigaction previous_action[3];
 
 /* Async-signal-safe: it only reads the chain, unlinks and removes directories. Files go
  * first; then the directories, as often as they can nest (a reused entry keeps its old
- * place in the chain, so the chain's order says nothing about their depth). */
+ * place in the chain, so the chain's order says nothing about their depth). Twice: other
+ * threads run on meanwhile, and one may create or rename into a registered name (each
+ * is registered before it exists) just after the first sweep passed it. */
 static void remove_registered(void) {
-    for (struct FileRemoval *r = removals; r; r = r->next) {
-        char *path = r->path;
-        if (path && !r->dir) unlink(path);
-    }
-    for (int depth = 0; depth < 4; depth++)
+    for (int sweep = 0; sweep < 2; sweep++) {
         for (struct FileRemoval *r = removals; r; r = r->next) {
             char *path = r->path;
-            if (path && r->dir) rmdir(path);
+            if (path && !r->dir) unlink(path);
         }
+        for (int depth = 0; depth < 4; depth++)
+            for (struct FileRemoval *r = removals; r; r = r->next) {
+                char *path = r->path;
+                if (path && r->dir) rmdir(path);
+            }
+    }
 }
 
 /* Set by signals_stop_gracefully: the first SIGINT or SIGTERM is only noted in
@@ -120,28 +124,34 @@ static void install_handlers(void) {
     }
 }
 
-/* Registers a copy of path for removal. */
+/* Registers a copy of path for removal. Registrations and releases come from one thread
+ * at a time (a critical section: shards are written by several); the handler needs no
+ * lock, as entries are only ever added whole at the head and paths set or cleared. */
 static struct FileRemoval *register_removal(const char *path, int set, int dir) {
-    install_handlers();
-    struct FileRemoval *r = free_removals;
-    if (r) {
-        free_removals = r->next_free;
-    } else {
-        r = xcalloc(1, sizeof *r);
-        r->next = removals;
-        atomic_signal_fence(memory_order_release); /* a handler sees it whole */
-        removals = r;
-    }
-    r->set = set;
-    r->dir = dir;
     char *copy = xstrdup(path);
-    atomic_signal_fence(memory_order_release);
-    r->path = copy;
+    struct FileRemoval *r;
+#pragma omp critical(fileio_removals)
+    {
+        install_handlers();
+        r = free_removals;
+        if (r) {
+            free_removals = r->next_free;
+        } else {
+            r = xcalloc(1, sizeof *r);
+            r->next = removals;
+            atomic_signal_fence(memory_order_release); /* a handler sees it whole */
+            removals = r;
+        }
+        r->set = set;
+        r->dir = dir;
+        atomic_signal_fence(memory_order_release);
+        r->path = copy;
+    }
     return r;
 }
 
-/* Forgets the file (it stays, or is already gone). */
-static void release_removal(struct FileRemoval *r) {
+/* Forgets the file (it stays, or is already gone); inside the critical section. */
+static void release_locked(struct FileRemoval *r) {
     char *path = r->path;
     r->path = NULL;
     free(path);
@@ -149,18 +159,26 @@ static void release_removal(struct FileRemoval *r) {
     free_removals = r;
 }
 
+static void release_removal(struct FileRemoval *r) {
+#pragma omp critical(fileio_removals)
+    release_locked(r);
+}
+
 /* Keeps (or removes first) every file of set s, and ends it. */
 static void fileset_end(FileSet *s, int remove) {
     if (s->id == 0) return;
-    if (remove) {
-        for (struct FileRemoval *r = removals; r; r = r->next)
-            if (r->path && r->set == s->id && !r->dir) unlink(r->path);
-        for (int depth = 0; depth < 4; depth++)
+#pragma omp critical(fileio_removals)
+    {
+        if (remove) {
             for (struct FileRemoval *r = removals; r; r = r->next)
-                if (r->path && r->set == s->id && r->dir) rmdir(r->path);
+                if (r->path && r->set == s->id && !r->dir) unlink(r->path);
+            for (int depth = 0; depth < 4; depth++)
+                for (struct FileRemoval *r = removals; r; r = r->next)
+                    if (r->path && r->set == s->id && r->dir) rmdir(r->path);
+        }
+        for (struct FileRemoval *r = removals; r; r = r->next)
+            if (r->path && r->set == s->id) release_locked(r);
     }
-    for (struct FileRemoval *r = removals; r; r = r->next)
-        if (r->path && r->set == s->id) release_removal(r);
     s->id = 0;
 }
 

@@ -27,7 +27,7 @@ int file_sync_dir(const char *dir);
  * registered) only unlinks the registered files and raises the signal again under the
  * disposition it replaced, so the process ends as it would have without it (its exit
  * status is the signal's). A signal ignored when the first file is registered (nohup)
- * stays ignored. Files are registered from one thread at a time. */
+ * stays ignored. Files may be registered from several threads. */
 
 struct FileRemoval;
 

@@ -258,8 +258,10 @@ for command in shard prepare; do
         # shellcheck disable=SC2086
         check_killed "$command, kill -9 after ${delay}s of ${run_seconds}s" "$dir" "$ELMO" $set_args --seed 2 --force --output-dir "$dir"
     done
-    # before every change of a name (a small run: 2 shards), for both layouts
+    # before every change of a name (a small run: 2 shards), for both layouts; on one
+    # thread, as strace counts a call's occurrences per thread
     command -v strace >/dev/null 2>&1 || continue
+    export OMP_NUM_THREADS=1
     set_args="$command --input $work/sets-small.txt --shards 2 --heldout-fraction 0.1 --quiet"
     # shellcheck disable=SC2086
     rm -rf "$set_ref.old" "$set_ref.new" && "$ELMO" $set_args --seed 1 --output-dir "$set_ref.old" >/dev/null 2>&1 &&
@@ -292,6 +294,7 @@ for command in shard prepare; do
             rm -rf "$dir"
         done <"$base.points"
     done
+    unset OMP_NUM_THREADS
 done
 echo "faults: shard sets: $((2 * SET_KILLS)) random kills and $set_points kills before a name change" \
     "($set_unreached of them not reached: the run ended first); $set_old showed the earlier set, $set_new the new one"

@@ -477,28 +477,62 @@ static const char *make_big_input(void) {
     return big_input;
 }
 
-static void test_memory_bounded(void **state) {
-    char out[600], vocab_out[600];
+/* The first half of the big input (at a line end), made once. */
+static const char *make_half_input(void) {
+    static char half[600];
+    if (half[0]) return half;
     const char *input = make_big_input();
+    char *data;
+    size_t n;
+    assert_int_equal(file_read_all(input, 1u << 30, &data, &n), 0);
+    const char *nl = memchr(data + n / 2, '\n', n - n / 2);
+    tmp_path(half, sizeof half, "big_half.txt");
+    FILE *f = fopen(half, "wb");
+    fwrite(data, 1, (size_t)(nl - data) + 1, f);
+    fclose(f);
+    free(data);
+    return half;
+}
+
+/* Peak RSS (KB) of shard (20 shards) or vocab on input with OMP_NUM_THREADS=threads. */
+static long corpus_rss_kb(const char *command, const char *input, int threads) {
+    char out[600], bin[600], env[16];
+    snprintf(bin, sizeof bin, "%s", elmo_program());
+    tmp_path(out, sizeof out, strcmp(command, "shard") == 0 ? "big_shards" : "big_vocab.txt");
+    char *shard_argv[] = {bin, "shard", "--input", (char *)input, "--output-dir", out, "--shards", "20",
+                          "--heldout-fraction", "0.01", "--force", NULL};
+    char *vocab_argv[] = {bin, "vocab", "--input", (char *)input, "--output", out, NULL};
+    snprintf(env, sizeof env, "%d", threads);
+    setenv("OMP_NUM_THREADS", env, 1);
+    const long kb = peak_rss_kb(strcmp(command, "shard") == 0 ? shard_argv : vocab_argv);
+    unsetenv("OMP_NUM_THREADS");
+    if (strcmp(command, "shard") == 0) assert_int_equal(count_files(out), 21);
+    return kb;
+}
+
+/* Memory does not grow with the corpus: one thread holds one shard (vocab: one table of
+ * the distinct tokens) and two blocks of input, well under half the input's size; on two
+ * threads (two shards or two tables) twice the input costs next to nothing more. */
+static void test_memory_bounded(void **state) {
+    const char *input = make_big_input(), *half = make_half_input();
     struct stat st;
     assert_int_equal(stat(input, &st), 0);
-    tmp_path(out, sizeof out, "big_shards");
-    tmp_path(vocab_out, sizeof vocab_out, "big_vocab.txt");
-    char bin[600];
-    snprintf(bin, sizeof bin, "%s", elmo_program());
-    char *shard_argv[] = {bin, "shard", "--input", (char *)input, "--output-dir", out, "--shards", "20",
-                          "--heldout-fraction", "0.01", NULL};
-    char *vocab_argv[] = {bin, "vocab", "--input", (char *)input, "--output", vocab_out, NULL};
-    const long shard_kb = peak_rss_kb(shard_argv), vocab_kb = peak_rss_kb(vocab_argv);
     const long input_kb = (long)(st.st_size >> 10);
-    print_message("input %ld MB: peak RSS shard %ld MB, vocab %ld MB\n", input_kb >> 10, shard_kb >> 10,
-                  vocab_kb >> 10);
+    const long shard_kb = corpus_rss_kb("shard", input, 1), vocab_kb = corpus_rss_kb("vocab", input, 1);
+    const long shard2_kb = corpus_rss_kb("shard", input, 2), vocab2_kb = corpus_rss_kb("vocab", input, 2);
+    const long shard2_half_kb = corpus_rss_kb("shard", half, 2), vocab2_half_kb = corpus_rss_kb("vocab", half, 2);
+    print_message("input %ld MB: peak RSS shard %ld MB, vocab %ld MB (1 thread); 2 threads: shard %ld MB (%ld on "
+                  "half the input), vocab %ld MB (%ld)\n", input_kb >> 10, shard_kb >> 10, vocab_kb >> 10,
+                  shard2_kb >> 10, shard2_half_kb >> 10, vocab2_kb >> 10, vocab2_half_kb >> 10);
 #ifndef __SANITIZE_ADDRESS__ /* its shadow memory and quarantine say nothing of ours */
-    /* one shard is 2.5 MB; the program itself (BLAS, HDF5, buffers) ~ 15 MB */
+    /* one shard is 2.5 MB, a block 1 MB; the program itself (BLAS, HDF5, buffers) ~ 15 MB */
     assert_true(shard_kb < input_kb / 2);
     assert_true(vocab_kb < input_kb / 2);
+    /* the half's shards are 1.25 MB smaller, two at a time (~3 MB with their line
+     * indexes); the tokens are the same: against 25 MB more input */
+    assert_true(shard2_kb - shard2_half_kb < input_kb / 6);
+    assert_true(vocab2_kb - vocab2_half_kb < input_kb / 20);
 #endif
-    assert_int_equal(count_files(out), 21);
 }
 
 static pid_t spawn_quiet(char *const argv[]) {
@@ -554,7 +588,7 @@ static const char *plain_input(void) {
 }
 
 /* Starts `elmo <command> --force` on out (5 shards, 10% held out, seed 1) and returns
- * once it is writing shard 3 with shards 0-2 complete. Its input is a FIFO that we feed
+ * once it is writing shard 3 and shards 0-2 are complete. Its input is a FIFO that we feed
  * only after the temporary name of shard 3 has been made a FIFO too, in the directory
  * the program writes in (its new generation out/.shards.<pid>, or out/train for a
  * program that writes in place), so the run cannot get there first; its write then waits
@@ -608,8 +642,12 @@ static pid_t spawn_stuck_at_shard_3(const char *command, const char *out, int ig
     struct pollfd p = {.fd = *fifo_fd, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 60000), 1); /* its first bytes of shard 3 */
     char done[1000];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3; i++) { /* other threads may still be writing them */
         snprintf(done, sizeof done, "%s/shard-%05d.txt", gen, i);
+        for (int tries = 0; !file_exists(done) && tries < 60000; tries++) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
         assert_true(file_exists(done));
     }
     return pid;
@@ -794,6 +832,113 @@ static void test_full_disk_keeps_earlier_set(void **state) {
     assert_true(dirs_equal(out, ref));
     assert_false(dirs_equal(out, keep));
     assert_int_equal(leftovers(out), 0);
+}
+
+/* ------------------------------------------------------------------ threads */
+
+/* CRC-32 of the files a reader sees in dir, names and bytes, in name order. */
+static unsigned long set_crc(const char *dir) {
+    Lines l = {0};
+    list_files(dir, "", &l);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t i = 0; i < l.n; i++) {
+        char path[2048], *data;
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s", dir, l.line[i]);
+        assert_int_equal(file_read_all(path, 1u << 30, &data, &n), 0);
+        crc = crc32(crc, (const Bytef *)l.line[i], (uInt)strlen(l.line[i]) + 1);
+        crc = crc32(crc, (const Bytef *)data, (uInt)n);
+        free(data);
+    }
+    lines_free(&l);
+    return crc;
+}
+
+/* vocab, shard (plain and gzip, held out by fraction and by count) and prepare on 1, 2
+ * and 3 threads (OMP_NUM_THREADS) give the same bytes, and the bytes the sequential
+ * version before the parallel one gave (pinned: CRC-32 of the files and of stdout): on
+ * the test corpus (two files, one block each) and on the 50 MB one (many blocks, read
+ * while the last one is parsed). */
+static void test_threads_same_output(void **state) {
+    static const struct {
+        const char *command, *options;
+        int big;
+        unsigned long files, out;
+    } cases[] = {
+        {"vocab", "--min-count 2", 0, 0x24a92f3cul, 0x0a64ebcaul},
+        {"shard", "--shards 7 --heldout-fraction 0.1 --seed 3", 0, 0x20d40f86ul, 0xc88915dbul},
+        {"shard", "--shards 3 --heldout-lines 500 --gzip", 0, 0xca4b18beul, 0xa8675ae6ul},
+        {"prepare", "--shards 4 --heldout-fraction 0.05 --min-count 2 --seed 5", 0, 0xc40a71a4ul, 0xf3ee7510ul},
+        {"vocab", "", 1, 0x02228023ul, 0xf9e5132bul},
+        {"prepare", "--shards 20 --heldout-fraction 0.01 --gzip", 1, 0x2d5d590cul, 0x1f6b654dul},
+    };
+    /* ELMO_PRINT_PINNED=1: print the figures of the program under test instead */
+    const int pinned = getenv("ELMO_PRINT_PINNED") == NULL;
+    for (int k = 0; k < (int)(sizeof cases / sizeof *cases); k++) {
+        unsigned long files = 0, out = 0;
+        for (int threads = 1; threads <= 3; threads++) {
+            char dir[600], args[4096], text[8192], env[64];
+            tmp_path(dir, sizeof dir, "threads");
+            make_dir(dir);
+            const char *input = cases[k].big ? make_big_input() : corpus_glob;
+            if (strcmp(cases[k].command, "vocab") == 0)
+                snprintf(args, sizeof args, "vocab --input '%s' --output '%s/vocab.txt' --quiet %s", input, dir,
+                         cases[k].options);
+            else
+                snprintf(args, sizeof args, "%s --input '%s' --output-dir '%s' --quiet %s", cases[k].command, input,
+                         dir, cases[k].options);
+            snprintf(env, sizeof env, "%d", threads);
+            setenv("OMP_NUM_THREADS", env, 1);
+            run_ok(args, text, sizeof text);
+            unsetenv("OMP_NUM_THREADS");
+            const unsigned long f = set_crc(dir), o = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)text,
+                                                             (uInt)strlen(text));
+            if (threads == 1) {
+                files = f;
+                out = o;
+                if (!pinned) print_message("{\"%s\", \"%s\", %d, 0x%08lxul, 0x%08lxul},\n", cases[k].command,
+                                           cases[k].options, cases[k].big, f, o);
+            }
+            if (f != files || o != out)
+                fail_msg("%s %s: %d threads gave other bytes than 1 thread", cases[k].command, cases[k].options,
+                         threads);
+        }
+        if (pinned && (files != cases[k].files || out != cases[k].out))
+            fail_msg("%s %s: CRC-32 0x%08lx (files), 0x%08lx (stdout), pinned 0x%08lx, 0x%08lx", cases[k].command,
+                     cases[k].options, files, out, cases[k].files, cases[k].out);
+    }
+}
+
+/* Bad lines in several chunks of a block (a NUL byte at line 6000, invalid UTF-8 at
+ * 20000, a long token at 30000): whatever the threads, the first one is named. */
+static void test_threads_first_error(void **state) {
+    char path[600], args[2048], err[4096];
+    tmp_path(path, sizeof path, "three_errors.txt");
+    FILE *f = fopen(path, "wb");
+    for (int i = 1; i <= 40000; i++) {
+        if (i == 6000) fwrite("nul \0 here\n", 1, 11, f);
+        else if (i == 20000) fputs("bad \xc3\x28 utf8\n", f);
+        else if (i == 30000) {
+            for (int k = 0; k < 3000; k++) fputc('x', f);
+            fputc('\n', f);
+        } else fprintf(f, "line %d of a file with bad lines in several chunks\n", i);
+    }
+    fclose(f);
+    for (int threads = 1; threads <= 3; threads++) {
+        char env[16];
+        snprintf(env, sizeof env, "%d", threads);
+        setenv("OMP_NUM_THREADS", env, 1);
+        for (int c = 0; c < 2; c++) {
+            char out[700];
+            snprintf(out, sizeof out, "%s.out", path);
+            snprintf(args, sizeof args, c ? "vocab --input '%s' --output '%s' --quiet"
+                                          : "shard --input '%s' --output-dir '%s' --shards 2 --quiet", path, out);
+            assert_int_equal(run_elmo(args, err, sizeof err), 2);
+            if (!strstr(err, "three_errors.txt:6000: NUL byte"))
+                fail_msg("%d threads: %s names another error: %s", threads, c ? "vocab" : "shard", err);
+        }
+        unsetenv("OMP_NUM_THREADS");
+    }
 }
 
 /* ------------------------------------------------------------------ vocab */
@@ -1181,6 +1326,8 @@ int main(void) {
         cmocka_unit_test(test_killed_mid_shards_removes_them),
         cmocka_unit_test(test_full_disk_keeps_earlier_set),
         cmocka_unit_test(test_older_layout_taken_over),
+        cmocka_unit_test(test_threads_same_output),
+        cmocka_unit_test(test_threads_first_error),
         cmocka_unit_test(test_vocab_order_cutoffs_counts),
         cmocka_unit_test(test_vocab_reproduces_brown),
         cmocka_unit_test(test_prepared_corpus_trains),

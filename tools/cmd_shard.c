@@ -41,8 +41,9 @@ static const char shard_help[] =
     "Writes DIR/train/shard-00000.txt ... for `elmo train --train-prefix 'DIR/train/*'` and\n"
     "DIR/heldout/heldout-00000.txt ... (corpus order; a new file every 64 MB or average shard,\n"
     "whichever is larger) for `elmo eval --test-prefix 'DIR/heldout/*'`. Memory holds one\n"
-    "shard; spill files in DIR hold the rest meanwhile. The same input and seed give the same\n"
-    "files, byte for byte. DIR/train and DIR/heldout are links to the current set, which is\n"
+    "shard per thread (all cores work; OMP_NUM_THREADS: fewer); spill files in DIR hold the\n"
+    "rest meanwhile. The same input and seed give the same files for any number of threads,\n"
+    "byte for byte. DIR/train and DIR/heldout are links to the current set, which is\n"
     "replaced in one step once the new one is complete: a failed, interrupted or killed run\n"
     "leaves the earlier set (or none) as it was.\n\n" SHARD_OPTIONS;
 

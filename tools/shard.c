@@ -4,11 +4,15 @@
  * kept sentence of the corpus in reading order, the held-out draw (heldout_fraction > 0)
  * or the reservoir draw (heldout_lines, once the reservoir is full), then a new dealing
  * order whenever a block of n_shards training sentences begins; after the first pass,
- * the Fisher-Yates shuffle of shard 0, 1, ... in turn.
+ * the Fisher-Yates shuffle of shard 0, 1, ... in turn. Threads parse the input, write the
+ * spill files and the shards (each shard from its own precomputed generator state), but
+ * every draw is made on one thread in that order, so any number of threads gives the
+ * same files.
  */
 #include "shard.h"
 
 #include <errno.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,22 +119,36 @@ typedef struct {
     int n_tokens;
 } Held;
 
+/* A sentence on its way to a spill file (text in the parsed block, or a reservoir copy). */
+typedef struct {
+    const char *text;
+    uint32_t len;
+    int spill;           /* 0 .. n_shards-1, n_shards: held out */
+} Sent;
+
+/* One shard being written (phase 2): its lines, their starts (+ the end) and order. */
+typedef struct {
+    char *buf;
+    size_t cap;
+    size_t *starts, *order;
+    size_t lines_cap;
+} ShardWork;
+
 typedef struct {
     const ShardOptions *o;
     ShardStats *st;
-    WordCount *count;
+    WordCount *counts;   /* a table per thread (the caller's first) for prepare, or NULL */
+    int n_threads;
     Rng rng;
     Spill *spill;        /* n_shards training spills, then the held-out one */
     int *deal, deal_next;
     Held *reservoir;
     long n_held, held_cap;
     uint64_t kept;       /* sentences kept so far */
-    char *text;          /* the current normalised sentence */
-    size_t text_cap;
-    char *shard_buf;     /* phase 2: one shard, its line starts (+ the end) and order */
-    size_t shard_cap;
-    size_t *starts, *order;
-    size_t lines_cap;
+    Sent *sent;          /* the current block's sentences, in the order they were assigned */
+    size_t n_sent, sent_cap;
+    char **retired;      /* reservoir texts replaced during the block: freed after it */
+    size_t n_retired, retired_cap;
     ShardSet *set;       /* where the files go; the completed ones join its files */
 } Sharder;
 
@@ -162,8 +180,19 @@ static int ensure_open_files(int n_shards) {
     return 0;
 }
 
-/* Appends a sentence (normalised, n_tokens tokens) to the spill of the next shard dealt. */
-static int to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
+/* The sentence goes to spill i (after the block: write_block). */
+static void send(Sharder *s, int i, const char *text, size_t len) {
+    if (s->n_sent == s->sent_cap) {
+        s->sent_cap = s->sent_cap ? 2 * s->sent_cap : 4096;
+        s->sent = xrealloc(s->sent, s->sent_cap * sizeof *s->sent);
+    }
+    s->sent[s->n_sent++] = (Sent){.text = text, .len = (uint32_t)len, .spill = i};
+    s->spill[i].bytes += len;
+    s->spill[i].lines++;
+}
+
+/* A sentence (normalised, n_tokens tokens) for the next shard dealt. */
+static void to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
     const int n = s->o->n_shards;
     if (s->deal_next == n) { /* a new block: a fresh dealing order */
         for (int i = n - 1; i > 0; i--) {
@@ -174,28 +203,15 @@ static int to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
         }
         s->deal_next = 0;
     }
-    Spill *sp = &s->spill[s->deal[s->deal_next++]];
-    if (fwrite(text, 1, len, sp->f) != len)
-        return elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
-    sp->bytes += len;
-    sp->lines++;
+    send(s, s->deal[s->deal_next++], text, len);
     s->st->train_sentences++;
     s->st->train_tokens += (uint64_t)n_tokens;
-    if (s->count) {
-        const char *word = text;
-        for (const char *p = text; p < text + len; p++)
-            if (*p == ' ' || *p == '\n') {
-                wordcount_add(s->count, word, (size_t)(p - word));
-                word = p + 1;
-            }
-    }
-    return 0;
 }
 
 /* Algorithm R: the first heldout_lines sentences fill the reservoir; sentence i after
  * them replaces a uniformly chosen one with probability heldout_lines / (i + 1). Whatever
  * leaves (or never enters) the reservoir goes to training at once. */
-static int to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) {
+static void to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) {
     const uint64_t i = s->kept - 1, k = (uint64_t)s->o->heldout_lines;
     Held *h;
     if (i < k) {
@@ -204,19 +220,84 @@ static int to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) 
             s->reservoir = xrealloc(s->reservoir, (size_t)s->held_cap * sizeof *s->reservoir);
         }
         h = &s->reservoir[s->n_held++];
-        h->text = NULL;
     } else {
         uint64_t j = rng_next(&s->rng) % (i + 1);
-        if (j >= k) return to_train(s, text, len, n_tokens);
+        if (j >= k) {
+            to_train(s, text, len, n_tokens);
+            return;
+        }
         h = &s->reservoir[j];
-        if (to_train(s, h->text, h->len, h->n_tokens) < 0) return -1;
+        to_train(s, h->text, h->len, h->n_tokens);
+        if (s->n_retired == s->retired_cap) { /* its text is written after the block */
+            s->retired_cap = s->retired_cap ? 2 * s->retired_cap : 64;
+            s->retired = xrealloc(s->retired, s->retired_cap * sizeof *s->retired);
+        }
+        s->retired[s->n_retired++] = h->text;
     }
-    h->text = xrealloc(h->text, len);
+    h->text = xmalloc(len);
     memcpy(h->text, text, len);
     h->len = len;
     h->n_tokens = n_tokens;
     h->index = i;
+}
+
+/* The block's sentences into their spill files, each file in the order its sentences
+ * were assigned (a file is written by one thread), and for prepare their tokens counted
+ * (a thread a range of them): all threads at once. */
+static int write_block(Sharder *s) {
+    const int n_shards = s->o->n_shards;
+    int failed = 0; /* the errno of a failed write (errno is the thread's own) */
+#pragma omp parallel num_threads(s->n_threads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (size_t i = 0; i < s->n_sent; i++) {
+            const Sent *e = &s->sent[i];
+            if (e->spill % nt == t && fwrite_unlocked(e->text, 1, e->len, s->spill[e->spill].f) != e->len) {
+                const int e_no = errno ? errno : EIO;
+#pragma omp atomic write
+                failed = e_no;
+            }
+        }
+        if (s->counts) {
+            const size_t from = s->n_sent * (size_t)t / (size_t)nt, to = s->n_sent * (size_t)(t + 1) / (size_t)nt;
+            for (size_t i = from; i < to; i++)
+                if (s->sent[i].spill < n_shards) wordcount_add_line(&s->counts[t], s->sent[i].text, s->sent[i].len);
+        }
+    }
+    for (size_t i = 0; i < s->n_retired; i++) free(s->retired[i]);
+    s->n_retired = 0;
+    s->n_sent = 0;
+    if (failed) return elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(failed));
     return 0;
+}
+
+/* After each parsed block: its kept sentences in corpus order, each held out or dealt
+ * (the random draws in the order the top of this file gives), then written. */
+static int on_block(void *ctx, CorpusBlock *b) {
+    Sharder *s = ctx;
+    const ShardOptions *o = s->o;
+    for (int c = 0; c < b->n_chunks; c++) {
+        const CorpusChunk *chunk = &b->chunks[c];
+        for (size_t i = 0; i < chunk->n_lines; i++) {
+            const CorpusLine *l = &chunk->lines[i];
+            if (l->len == 0) {
+                s->st->dropped++;
+                continue;
+            }
+            s->st->normalised += !l->normal;
+            s->kept++;
+            const char *text = b->data + l->start;
+            if (o->heldout_lines > 0) {
+                to_reservoir(s, text, l->len, l->n_tokens);
+            } else if (o->heldout_fraction > 0 && rng_uniform(&s->rng) < o->heldout_fraction) {
+                send(s, o->n_shards, text, l->len);
+                s->st->heldout_sentences++;
+            } else {
+                to_train(s, text, l->len, l->n_tokens);
+            }
+        }
+    }
+    return write_block(s);
 }
 
 static int by_index(const void *pa, const void *pb) {
@@ -240,51 +321,7 @@ static void reservoir_to_spill(Sharder *s) {
 
 /* Phase 1: every line of the corpus, normalised, into the spill files. */
 static int first_pass(Sharder *s, CorpusReader *r) {
-    int rc;
-    while ((rc = corpus_next(r)) == 1) {
-        const TokenList *t = &r->tokens;
-        if (t->n == 0) {
-            s->st->dropped++;
-            continue;
-        }
-        s->st->normalised += !r->normal;
-        if (r->line_len + 1 > s->text_cap) {
-            s->text_cap = 2 * (r->line_len + 1);
-            s->text = xrealloc(s->text, s->text_cap);
-        }
-        size_t len;
-        if (r->normal) { /* most lines: the line itself, its separators (now NUL) spaces again */
-            len = r->line_len;
-            memcpy(s->text, r->line, len);
-            for (size_t i = 0; i < len; i++)
-                if (!s->text[i]) s->text[i] = ' ';
-        } else {
-            char *p = s->text;
-            for (int i = 0; i < t->n; i++) {
-                size_t l = strlen(t->tokens[i]);
-                if (i) *p++ = ' ';
-                memcpy(p, t->tokens[i], l);
-                p += l;
-            }
-            len = (size_t)(p - s->text);
-        }
-        s->text[len++] = '\n';
-        s->kept++;
-        if (s->o->heldout_lines > 0) {
-            rc = to_reservoir(s, s->text, len, t->n);
-        } else if (s->o->heldout_fraction > 0 && rng_uniform(&s->rng) < s->o->heldout_fraction) {
-            Spill *h = &s->spill[s->o->n_shards];
-            rc = fwrite(s->text, 1, len, h->f) == len
-                     ? 0
-                     : elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
-            h->bytes += len;
-            h->lines++;
-            s->st->heldout_sentences++;
-        } else {
-            rc = to_train(s, s->text, len, t->n);
-        }
-        if (rc < 0) break;
-    }
+    const int rc = corpus_parse(r, NULL, 1, on_block, s);
     s->st->lines = r->n_lines;
     if (rc < 0) return -1;
     if (s->o->heldout_lines > 0) reservoir_to_spill(s);
@@ -298,15 +335,15 @@ static int first_pass(Sharder *s, CorpusReader *r) {
     return 0;
 }
 
-/* Reads a spill file whole into the shard buffer (and closes it: its space is freed). */
-static int load_spill(Sharder *s, Spill *sp) {
-    if (sp->bytes + 1 > s->shard_cap) {
-        free(s->shard_buf);
-        s->shard_cap = sp->bytes + 1;
-        s->shard_buf = xmalloc(s->shard_cap);
+/* Reads a spill file whole into w's buffer (and closes it: its space is freed). */
+static int load_spill(Sharder *s, ShardWork *w, Spill *sp) {
+    if (sp->bytes + 1 > w->cap) {
+        free(w->buf);
+        w->cap = sp->bytes + 1;
+        w->buf = xmalloc(w->cap);
     }
     rewind(sp->f);
-    size_t got = fread(s->shard_buf, 1, sp->bytes, sp->f);
+    size_t got = fread(w->buf, 1, sp->bytes, sp->f);
     int e = errno;
     fclose(sp->f);
     sp->f = NULL;
@@ -315,38 +352,38 @@ static int load_spill(Sharder *s, Spill *sp) {
     return 0;
 }
 
-static int write_shard(Sharder *s, int i, const char *path) {
+/* Shard i, shuffled with rng (the generator as it stands before this shard's draws). */
+static int write_shard(Sharder *s, ShardWork *w, int i, Rng *rng, const char *path) {
     Spill *sp = &s->spill[i];
     const uint64_t lines = sp->lines, bytes = sp->bytes;
-    if (load_spill(s, sp) < 0) return -1;
-    if (lines + 1 > s->lines_cap) {
-        free(s->starts);
-        free(s->order);
-        s->lines_cap = lines + 1;
-        s->starts = xmalloc(s->lines_cap * sizeof *s->starts);
-        s->order = xmalloc(s->lines_cap * sizeof *s->order);
+    if (load_spill(s, w, sp) < 0) return -1;
+    if (lines + 1 > w->lines_cap) {
+        free(w->starts);
+        free(w->order);
+        w->lines_cap = lines + 1;
+        w->starts = xmalloc(w->lines_cap * sizeof *w->starts);
+        w->order = xmalloc(w->lines_cap * sizeof *w->order);
     }
     size_t n = 0, at = 0;
     while (at < bytes) {
-        s->order[n] = n;
-        s->starts[n++] = at;
-        at = (size_t)((char *)memchr(s->shard_buf + at, '\n', bytes - at) - s->shard_buf) + 1;
+        w->order[n] = n;
+        w->starts[n++] = at;
+        at = (size_t)((char *)memchr(w->buf + at, '\n', bytes - at) - w->buf) + 1;
     }
     CHECK(n == lines, "spill %d: %zu lines, %llu written", i, n, (unsigned long long)lines);
-    s->starts[n] = bytes;
+    w->starts[n] = bytes;
     for (size_t k = n; k > 1; k--) {
-        size_t j = (size_t)(rng_next(&s->rng) % (uint64_t)k), t = s->order[k - 1];
-        s->order[k - 1] = s->order[j];
-        s->order[j] = t;
+        size_t j = (size_t)(rng_next(rng) % (uint64_t)k), t = w->order[k - 1];
+        w->order[k - 1] = w->order[j];
+        w->order[j] = t;
     }
-    Output w;
-    if (output_open(&w, path, s->o->gzip) < 0) return -1;
+    Output out;
+    if (output_open(&out, path, s->o->gzip) < 0) return -1;
     for (size_t k = 0; k < n; k++) {
-        const size_t line = s->order[k];
-        if (output_write(&w, s->shard_buf + s->starts[line], s->starts[line + 1] - s->starts[line]) < 0) return -1;
+        const size_t line = w->order[k];
+        if (output_write(&out, w->buf + w->starts[line], w->starts[line + 1] - w->starts[line]) < 0) return -1;
     }
-    if (bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = bytes;
-    return output_commit(&w, &s->set->files);
+    return output_commit(&out, &s->set->files);
 }
 
 static char *output_name(const char *dir, const char *prefix, int i, int gzip) {
@@ -398,25 +435,57 @@ fail:
     return -1;
 }
 
-/* Phase 2: every shard from its spill file, then the held-out files. */
+/* Phase 2: every shard from its spill file, the threads taking one shard at a time
+ * (memory: one shard per thread), then the held-out files. A shard's shuffle takes
+ * lines - 1 draws, so the generator's state before each shard is known in advance: the
+ * same shuffles as one shard after the other. */
 static int second_pass(Sharder *s) {
     const ShardOptions *o = s->o;
     const Spill *held = &s->spill[o->n_shards];
     uint64_t train_bytes = 0;
-    for (int i = 0; i < o->n_shards; i++) train_bytes += s->spill[i].bytes;
+    Rng *at = xmalloc((size_t)o->n_shards * sizeof *at);
+    for (int i = 0; i < o->n_shards; i++) {
+        train_bytes += s->spill[i].bytes;
+        if (s->spill[i].bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = s->spill[i].bytes;
+        at[i] = s->rng;
+        for (uint64_t k = s->spill[i].lines; k > 1; k--) rng_next(&s->rng);
+    }
     uint64_t limit = train_bytes / (uint64_t)o->n_shards + 1;
     if (limit < HELDOUT_MIN_FILE_BYTES) limit = HELDOUT_MIN_FILE_BYTES;
+    ShardWork *work = xcalloc((size_t)s->n_threads, sizeof *work);
+    int failed_at = o->n_shards, written = 0;
+    char failure[700] = "";
     double last = elmo_now();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->n_threads)
     for (int i = 0; i < o->n_shards; i++) {
+        int stop;
+#pragma omp atomic read
+        stop = failed_at;
+        if (stop < o->n_shards) continue; /* a shard failed: the run fails */
         char *path = output_name(s->set->train, "shard-", i, o->gzip);
-        int rc = write_shard(s, i, path);
+        const int rc = write_shard(s, &work[omp_get_thread_num()], i, &at[i], path);
         free(path);
-        if (rc < 0) return -1;
-        if (!o->quiet && elmo_now() - last >= PROGRESS_SECONDS) {
-            last = elmo_now();
-            fprintf(stderr, "shard: wrote %d of %d shards\n", i + 1, o->n_shards);
+#pragma omp critical(shard_progress)
+        {
+            if (rc < 0 && i < failed_at) { /* the lowest failing shard names the error */
+                snprintf(failure, sizeof failure, "%s", elmo_error());
+                failed_at = i;
+            }
+            written++;
+            if (!o->quiet && elmo_now() - last >= PROGRESS_SECONDS) {
+                last = elmo_now();
+                fprintf(stderr, "shard: wrote %d of %d shards\n", written, o->n_shards);
+            }
         }
     }
+    for (int t = 0; t < s->n_threads; t++) {
+        free(work[t].buf);
+        free(work[t].starts);
+        free(work[t].order);
+    }
+    free(work);
+    free(at);
+    if (failed_at < o->n_shards) return elmo_fail("%s", failure);
     if (held->lines == 0) return 0;
     return write_heldout(s, s->set->heldout, limit);
 }
@@ -425,7 +494,7 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st, 
     CHECK(o->n_shards >= 1 && o->heldout_fraction >= 0 && o->heldout_fraction < 1 && o->heldout_lines >= 0,
           "bad shard options");
     memset(st, 0, sizeof *st);
-    Sharder s = {.o = o, .st = st, .count = train_count, .set = set};
+    Sharder s = {.o = o, .st = st, .set = set, .n_threads = omp_get_max_threads()};
     int rc = -1, n_spills = 0;
     CorpusReader reader;
     /* the input's names first: a typo fails before anything is created */
@@ -445,9 +514,22 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st, 
     if (buffer > ((size_t)1 << 20)) buffer = (size_t)1 << 20;
     for (; n_spills <= o->n_shards; n_spills++)
         if (spill_open(&s.spill[n_spills], o->output_dir, buffer) < 0) goto done;
+    if (train_count) { /* the caller's table and one more per thread, merged after the pass */
+        s.counts = xmalloc((size_t)s.n_threads * sizeof *s.counts);
+        s.counts[0] = *train_count;
+        for (int t = 1; t < s.n_threads; t++) wordcount_init(&s.counts[t]);
+    }
     if (first_pass(&s, &reader) < 0) goto done;
     rc = second_pass(&s);
 done:
+    if (s.counts) {
+        for (int t = 1; t < s.n_threads; t++) {
+            if (rc == 0) wordcount_merge(&s.counts[0], &s.counts[t]);
+            wordcount_free(&s.counts[t]);
+        }
+        *train_count = s.counts[0];
+        free(s.counts);
+    }
     if (rc < 0) shardset_abort(set); /* the earlier set stays as it was */
     corpus_close(&reader);
     for (int i = 0; i < n_spills; i++)
@@ -456,9 +538,8 @@ done:
     free(s.reservoir);
     free(s.spill);
     free(s.deal);
-    free(s.text);
-    free(s.shard_buf);
-    free(s.starts);
-    free(s.order);
+    for (size_t i = 0; i < s.n_retired; i++) free(s.retired[i]);
+    free(s.retired);
+    free(s.sent);
     return rc;
 }

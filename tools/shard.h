@@ -11,9 +11,10 @@
  * (".txt.gz" with gzip): held-out sentences in corpus order, split into files no larger
  * than an average training shard, so evaluation memory stays bounded like training's.
  *
- * Memory: one shard (plus the heldout_lines reservoir, and the longest line). The first
- * pass appends each sentence to its shard's spill file in DIR; the second loads one
- * spill file at a time, shuffles it and writes the shard. Spill files are unlinked as
+ * Memory: one shard per thread (plus the heldout_lines reservoir, and two blocks of
+ * input). The first pass appends each sentence to its shard's spill file in DIR; the
+ * second loads a spill file per thread at a time, shuffles it and writes the shard.
+ * Every thread works (corpus.h); the output does not depend on how many. Spill files are unlinked as
  * soon as they are created, so nothing of them survives the process however it ends.
  * The files go into a new generation beside the current set (shardset.h), which the
  * caller then switches to in one step (shardset_commit) or removes (shardset_abort): a
