@@ -857,8 +857,8 @@ static unsigned long set_crc(const char *dir) {
 /* vocab, shard (plain and gzip, held out by fraction and by count) and prepare on 1, 2
  * and 3 threads (OMP_NUM_THREADS) give the same bytes, and the bytes the sequential
  * version before the parallel one gave (pinned: CRC-32 of the files and of stdout): on
- * the test corpus (two files, one block each) and on the 50 MB one (many blocks, read
- * while the last one is parsed). */
+ * the test corpus (two files, one block each) and on the 50 MB one (50 blocks, parsed by
+ * the threads at once and handed over in order). */
 static void test_threads_same_output(void **state) {
     static const struct {
         const char *command, *options;
@@ -909,19 +909,20 @@ static void test_threads_same_output(void **state) {
     }
 }
 
-/* Bad lines in several chunks of a block (a NUL byte at line 6000, invalid UTF-8 at
- * 20000, a long token at 30000): whatever the threads, the first one is named. */
+/* Bad lines in several blocks (a NUL byte at line 6000, invalid UTF-8 at 50000, a long
+ * token at 100000; 1 MB blocks of ~20,000 lines): whatever the threads, the first one is
+ * named. */
 static void test_threads_first_error(void **state) {
     char path[600], args[2048], err[4096];
     tmp_path(path, sizeof path, "three_errors.txt");
     FILE *f = fopen(path, "wb");
-    for (int i = 1; i <= 40000; i++) {
+    for (int i = 1; i <= 120000; i++) {
         if (i == 6000) fwrite("nul \0 here\n", 1, 11, f);
-        else if (i == 20000) fputs("bad \xc3\x28 utf8\n", f);
-        else if (i == 30000) {
+        else if (i == 50000) fputs("bad \xc3\x28 utf8\n", f);
+        else if (i == 100000) {
             for (int k = 0; k < 3000; k++) fputc('x', f);
             fputc('\n', f);
-        } else fprintf(f, "line %d of a file with bad lines in several chunks\n", i);
+        } else fprintf(f, "line %d of a file with bad lines in several blocks\n", i);
     }
     fclose(f);
     for (int threads = 1; threads <= 3; threads++) {

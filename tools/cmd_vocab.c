@@ -63,7 +63,7 @@ int cmd_vocab(int argc, char **argv) {
     const int n_threads = omp_get_max_threads();
     WordCount *tables = xmalloc((size_t)n_threads * sizeof *tables);
     for (int t = 0; t < n_threads; t++) wordcount_init(&tables[t]);
-    if (corpus_parse(&r, tables, 0, NULL, NULL) < 0) elmo_die_last();
+    if (corpus_parse(&r, tables, 0, NULL, NULL, NULL) < 0) elmo_die_last();
     WordCount wc = tables[0];
     for (int t = 1; t < n_threads; t++) {
         wordcount_merge(&wc, &tables[t]);

@@ -1,16 +1,21 @@
 /* corpus.c - see corpus.h.
  *
- * Two buffers take turns: while the threads parse the lines of one, one thread fills the
- * other, starting with the bytes after the first one's last line end (the start of a line
- * it holds only in part). A buffer grows only when a single line does not fit. Chunks are
- * taken by the threads in any order (dynamic schedule), so everything a chunk leaves is
- * its own: a token table per thread, line records per chunk, the first error per chunk.
+ * A thread reads a block into its own buffer (under the lock: one reader at a time),
+ * starting with the bytes after the last block's last line end, which are the start of a
+ * line that block holds only in part (its owner never touches them). A buffer grows only
+ * when a single line does not fit. Everything parsing leaves is the block's own; the
+ * token tables are the threads'. The lock and the hand-over use a mutex and a condition
+ * variable, not OpenMP's barriers and locks, whose waits spin (GOMP_SPINCOUNT): on a
+ * machine where another process holds a core, spinning threads starve the working ones
+ * (2 threads took 60% longer than 1 that way), while a blocked thread costs nothing.
  */
 #include "corpus.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +26,10 @@
 
 #include "common.h"
 
-/* A chunk: many per block, so that threads finishing early find more, and the last one
- * keeps the others waiting little (a chunk takes well under a millisecond). */
-#define CHUNK_BYTES ((size_t)64 << 10)
-/* A block: 16 chunks per thread, at least 2 MB; a parallel region per block then costs
- * nothing (microseconds against milliseconds), and memory holds two of them. */
-#define BLOCK_MIN_BYTES ((size_t)2 << 20)
-#define CHUNKS_PER_THREAD 16
+/* A block: some milliseconds of work, so that taking one (a lock, a hand-over) costs
+ * nothing beside it, and a small corpus still makes many (the threads end within a block
+ * of each other). */
+#define BLOCK_BYTES ((size_t)1 << 20)
 #define PROGRESS_SECONDS 3.0
 
 static int cmp_str(const void *a, const void *b) {
@@ -152,10 +154,10 @@ static long count_newlines(const char *s, size_t n) {
     return lines;
 }
 
-/* The next block of whole lines of one file into the buffer r->next: 1, 0 at the end of
- * the corpus, -1 on an error. An error found after some whole lines is kept and
- * returned by the next call, so that those lines (and their errors, which come first)
- * are seen before it. */
+/* The next block of whole lines of one file into b's storage: 1, 0 at the end of the
+ * corpus, -1 on an error. An error found after some whole lines is kept and returned by
+ * the next call, so that those lines (and their errors, which come first) are seen
+ * before it. */
 static int read_block(CorpusReader *r, CorpusBlock *b) {
     if (r->pending[0]) return elmo_fail("%s", r->pending);
     for (;;) {
@@ -163,17 +165,20 @@ static int read_block(CorpusReader *r, CorpusBlock *b) {
             if (r->cur + 1 >= r->n_files) return 0;
             if (open_next_file(r) < 0) return -1;
         }
-        const int k = r->next;
-        size_t filled = r->tail_len, target = filled + r->block_bytes, last = 0; /* last: after the last '\n' */
+        size_t filled = r->tail_len, target = filled + BLOCK_BYTES, last = 0; /* last: after the last '\n' */
         int at_eof = 0, failed = 0;
-        if (r->cap[k] < target + 1) {
-            free(r->buf[k]);
-            r->cap[k] = target + 1;
-            r->buf[k] = xmalloc(r->cap[k]);
+        /* the tail may lie in b's own storage (this thread read the last block too) */
+        if (b->cap < target + 1) {
+            char *grown = xmalloc(target + 1);
+            if (filled) memcpy(grown, r->tail, filled);
+            free(b->data);
+            b->data = grown;
+            b->cap = target + 1;
+        } else if (filled) {
+            memmove(b->data, r->tail, filled);
         }
-        char *buf = r->buf[k];
-        if (filled) memcpy(buf, r->tail, filled);
         r->tail_len = 0;
+        char *buf = b->data;
         for (size_t scanned = 0;;) {
             while (filled < target && !at_eof && !failed) {
                 size_t room = target - filled; /* the spare byte stays: text_split ends the last line with NUL */
@@ -188,9 +193,9 @@ static int read_block(CorpusReader *r, CorpusBlock *b) {
             if (last || at_eof || failed) break;
             /* one line longer than the block: a larger buffer, the line so far kept */
             scanned = filled;
-            target = filled + r->block_bytes;
-            r->cap[k] = target + 1;
-            buf = r->buf[k] = xrealloc(r->buf[k], r->cap[k]);
+            target = filled + BLOCK_BYTES;
+            b->cap = target + 1;
+            buf = b->data = xrealloc(b->data, b->cap);
         }
         const size_t len = at_eof ? filled : last;
         long lines = count_newlines(buf, len);
@@ -204,7 +209,6 @@ static int read_block(CorpusReader *r, CorpusBlock *b) {
             r->tail = buf + len;
             r->tail_len = filled - len;
         }
-        b->data = buf;
         b->len = len;
         b->path = r->files[r->cur];
         b->first_line = r->file_lines + 1;
@@ -217,36 +221,12 @@ static int read_block(CorpusReader *r, CorpusBlock *b) {
         }
         report(r);
         if (len == 0) continue; /* an empty file, or one that ended at a block's end */
-        r->next = 1 - k;
+        b->seq = r->n_blocks++;
         return 1;
     }
 }
 
 /* ------------------------------------------------------------------------ parsing */
-
-/* Cuts the block at line ends into chunks of about CHUNK_BYTES. */
-static void split_chunks(CorpusBlock *b) {
-    b->n_chunks = 0;
-    for (size_t at = 0; at < b->len;) {
-        size_t end = at + CHUNK_BYTES;
-        if (end >= b->len) {
-            end = b->len;
-        } else {
-            const char *nl = memchr(b->data + end - 1, '\n', b->len - (end - 1));
-            end = nl ? (size_t)(nl - b->data) + 1 : b->len;
-        }
-        if (b->n_chunks == b->chunks_cap) {
-            const int old = b->chunks_cap;
-            b->chunks_cap = old ? 2 * old : 64;
-            b->chunks = xrealloc(b->chunks, (size_t)b->chunks_cap * sizeof *b->chunks);
-            memset(b->chunks + old, 0, (size_t)(b->chunks_cap - old) * sizeof *b->chunks);
-        }
-        CorpusChunk *c = &b->chunks[b->n_chunks++];
-        c->begin = at;
-        c->end = end;
-        at = end;
-    }
-}
 
 /* Validates and splits line[0..len) (line[len] writable) into t; *normal as in
  * CorpusLine. On an error, -1 with why = what follows "file:line" in the message. */
@@ -301,97 +281,129 @@ static size_t normalise_in_place(char *line, size_t len, const TokenList *t, int
     return (size_t)(p - line);
 }
 
-static void parse_chunk(CorpusBlock *b, CorpusChunk *c, TokenList *t, WordCount *count, int normalise) {
-    c->n_lines = 0;
-    c->bad = -1;
-    char *p = b->data + c->begin, *const end = b->data + c->end;
+/* Every line of the block: 0, or -1 with why (after "file:line") and *bad_line set. */
+static int parse_block(CorpusBlock *b, TokenList *t, WordCount *count, int normalise, long *bad_line, char *why,
+                       size_t why_size) {
+    char *p = b->data, *const end = b->data + b->len;
+    long n = 0;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         const size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
         int normal;
-        if (parse_line(p, len, t, &normal, c->why, sizeof c->why) < 0) {
-            c->bad = (long)c->n_lines;
-            return;
+        if (parse_line(p, len, t, &normal, why, why_size) < 0) {
+            *bad_line = b->first_line + n;
+            return -1;
         }
         if (count) wordcount_add_tokens(count, t->tokens, t->n);
         if (normalise) {
-            if (c->n_lines == c->cap) {
-                c->cap = c->cap ? 2 * c->cap : 1024;
-                c->lines = xrealloc(c->lines, c->cap * sizeof *c->lines);
+            if ((size_t)n == b->lines_cap) {
+                b->lines_cap = b->lines_cap ? 2 * b->lines_cap : 4096;
+                b->lines = xrealloc(b->lines, b->lines_cap * sizeof *b->lines);
             }
-            c->lines[c->n_lines] = (CorpusLine){.start = (size_t)(p - b->data),
-                                                .len = (uint32_t)normalise_in_place(p, len, t, normal),
-                                                .n_tokens = t->n, .normal = normal};
+            b->lines[n] = (CorpusLine){.start = (size_t)(p - b->data),
+                                       .len = (uint32_t)normalise_in_place(p, len, t, normal),
+                                       .n_tokens = t->n, .normal = normal};
         }
-        c->n_lines++;
+        n++;
         p = nl ? nl + 1 : end;
     }
-}
-
-/* The first bad line of the block, in corpus order, as the error; 0 if none. */
-static int block_error(const CorpusBlock *b) {
-    long line = b->first_line;
-    for (int i = 0; i < b->n_chunks; i++) {
-        const CorpusChunk *c = &b->chunks[i];
-        if (c->bad >= 0) return elmo_fail("%s:%ld%s", b->path, line + c->bad, c->why);
-        line += (long)c->n_lines;
-    }
-    CHECK(line == b->first_line + b->n_lines, "%s: %ld lines parsed, %ld read", b->path, line - b->first_line,
-          b->n_lines);
+    CHECK(n == b->n_lines, "%s: %ld lines parsed, %ld read", b->path, n, b->n_lines);
     return 0;
 }
 
-static void block_free(CorpusBlock *b) {
-    for (int i = 0; i < b->chunks_cap; i++) free(b->chunks[i].lines);
-    free(b->chunks);
+/* What the threads share while they parse. */
+typedef struct {
+    pthread_mutex_t lock;  /* the reader, and all below */
+    pthread_cond_t turn;   /* a block was handed over, or the run failed */
+    long handed;           /* blocks handed to on_block: the seq of the next one */
+    int read_all;          /* the reader reached the end: take no more blocks */
+    long error_seq;        /* the block of the first error in corpus order (LONG_MAX: none) */
+    char error[700];
+} Parsing;
+
+/* Records an error found in block seq (the lock held): the first in corpus order wins,
+ * and every thread stops taking blocks. */
+static void parsing_failed(Parsing *p, long seq, const char *message) {
+    if (seq < p->error_seq) {
+        p->error_seq = seq;
+        snprintf(p->error, sizeof p->error, "%s", message);
+    }
+    pthread_cond_broadcast(&p->turn);
 }
 
-int corpus_parse(CorpusReader *r, WordCount *counts, int normalise, CorpusBlockFn on_block, void *ctx) {
-    const int n_threads = omp_get_max_threads();
-    r->block_bytes = (size_t)n_threads * CHUNKS_PER_THREAD * CHUNK_BYTES;
-    if (r->block_bytes < BLOCK_MIN_BYTES) r->block_bytes = BLOCK_MIN_BYTES;
-    TokenList *tokens = xcalloc((size_t)n_threads, sizeof *tokens);
-    CorpusBlock blocks[2];
-    memset(blocks, 0, sizeof blocks);
-    int cur = 0, rc = read_block(r, &blocks[0]);
-    char read_failure[sizeof r->pending];
-    while (rc == 1) {
-        CorpusBlock *b = &blocks[cur], *next = &blocks[1 - cur];
-        split_chunks(b);
-        int next_rc = 0;
-#pragma omp parallel num_threads(n_threads)
-        {
-            /* one thread reads the next block (its own buffer), then joins the others */
-#pragma omp single nowait
-            {
-                next_rc = read_block(r, next);
-                if (next_rc < 0) snprintf(read_failure, sizeof read_failure, "%s", elmo_error());
+/* One thread's share: blocks taken in turn until the end or an error. */
+static void parse_blocks(CorpusReader *r, Parsing *p, CorpusBlock *b, TokenList *t, WordCount *count, int normalise,
+                         CorpusBlockFn on_block, CorpusBlockFn after_block, void *ctx) {
+    char why[600], message[700];
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int rc = p->read_all || p->error_seq != LONG_MAX ? 0 : read_block(r, b);
+        if (rc < 0) parsing_failed(p, r->n_blocks, elmo_error());
+        if (rc == 0) p->read_all = 1;
+        pthread_mutex_unlock(&p->lock);
+        if (rc <= 0) return;
+        long bad_line;
+        if (parse_block(b, t, count, normalise, &bad_line, why, sizeof why) < 0) {
+            snprintf(message, sizeof message, "%s:%ld%s", b->path, bad_line, why);
+            pthread_mutex_lock(&p->lock);
+            parsing_failed(p, b->seq, message);
+            pthread_mutex_unlock(&p->lock);
+            return;
+        }
+        if (!on_block) continue;
+        /* the blocks before this one first */
+        pthread_mutex_lock(&p->lock);
+        while (p->handed != b->seq && p->error_seq == LONG_MAX) pthread_cond_wait(&p->turn, &p->lock);
+        const int go = p->error_seq == LONG_MAX;
+        pthread_mutex_unlock(&p->lock);
+        if (!go) return;
+        rc = on_block(ctx, b);
+        pthread_mutex_lock(&p->lock);
+        if (rc != 0) parsing_failed(p, b->seq, elmo_error());
+        p->handed++;
+        pthread_cond_broadcast(&p->turn);
+        pthread_mutex_unlock(&p->lock);
+        if (rc == 0 && after_block) rc = after_block(ctx, b);
+        if (rc != 0) {
+            if (after_block) {
+                pthread_mutex_lock(&p->lock);
+                parsing_failed(p, b->seq, elmo_error());
+                pthread_mutex_unlock(&p->lock);
             }
-            const int t = omp_get_thread_num();
-#pragma omp for schedule(dynamic, 1) nowait
-            for (int i = 0; i < b->n_chunks; i++) parse_chunk(b, &b->chunks[i], &tokens[t], counts ? &counts[t] : NULL,
-                                                            normalise);
+            return;
         }
-        if (block_error(b) < 0 || (on_block && on_block(ctx, b) != 0)) {
-            rc = -1;
-            break;
-        }
-        if (next_rc < 0) elmo_fail("%s", read_failure);
-        rc = next_rc;
-        cur = 1 - cur;
     }
-    for (int t = 0; t < n_threads; t++) token_list_free(&tokens[t]);
+}
+
+int corpus_parse(CorpusReader *r, WordCount *counts, int normalise, CorpusBlockFn on_block, CorpusBlockFn after_block,
+                 void *ctx) {
+    const int n_threads = omp_get_max_threads();
+    Parsing p = {.handed = 0, .error_seq = LONG_MAX};
+    pthread_mutex_init(&p.lock, NULL);
+    pthread_cond_init(&p.turn, NULL);
+    CorpusBlock *blocks = xcalloc((size_t)n_threads, sizeof *blocks);
+    TokenList *tokens = xcalloc((size_t)n_threads, sizeof *tokens);
+#pragma omp parallel num_threads(n_threads)
+    {
+        const int t = omp_get_thread_num();
+        parse_blocks(r, &p, &blocks[t], &tokens[t], counts ? &counts[t] : NULL, normalise, on_block, after_block, ctx);
+    }
+    for (int t = 0; t < n_threads; t++) {
+        free(blocks[t].data);
+        free(blocks[t].lines);
+        token_list_free(&tokens[t]);
+    }
+    free(blocks);
     free(tokens);
-    block_free(&blocks[0]);
-    block_free(&blocks[1]);
-    return rc < 0 ? -1 : 0;
+    pthread_mutex_destroy(&p.lock);
+    pthread_cond_destroy(&p.turn);
+    if (p.error_seq != LONG_MAX) return elmo_fail("%s", p.error);
+    return 0;
 }
 
 void corpus_close(CorpusReader *r) {
     if (r->f) gzclose(r->f);
     for (int i = 0; i < r->n_files; i++) free(r->files[i]);
     free(r->files);
-    free(r->buf[0]);
-    free(r->buf[1]);
     memset(r, 0, sizeof *r);
 }

@@ -134,6 +134,15 @@ typedef struct {
     size_t lines_cap;
 } ShardWork;
 
+/* A block's sentences on their way to the spill files, and the reservoir texts they
+ * replaced (written, and for prepare counted, after the block): one per thread. */
+typedef struct {
+    Sent *sent;
+    size_t n_sent, sent_cap;
+    char **retired;
+    size_t n_retired, retired_cap;
+} Outbox;
+
 typedef struct {
     const ShardOptions *o;
     ShardStats *st;
@@ -145,10 +154,7 @@ typedef struct {
     Held *reservoir;
     long n_held, held_cap;
     uint64_t kept;       /* sentences kept so far */
-    Sent *sent;          /* the current block's sentences, in the order they were assigned */
-    size_t n_sent, sent_cap;
-    char **retired;      /* reservoir texts replaced during the block: freed after it */
-    size_t n_retired, retired_cap;
+    Outbox *outbox;      /* per thread */
     ShardSet *set;       /* where the files go; the completed ones join its files */
 } Sharder;
 
@@ -180,19 +186,19 @@ static int ensure_open_files(int n_shards) {
     return 0;
 }
 
-/* The sentence goes to spill i (after the block: write_block). */
-static void send(Sharder *s, int i, const char *text, size_t len) {
-    if (s->n_sent == s->sent_cap) {
-        s->sent_cap = s->sent_cap ? 2 * s->sent_cap : 4096;
-        s->sent = xrealloc(s->sent, s->sent_cap * sizeof *s->sent);
+/* The sentence goes to spill i (at the end of the block). */
+static void send(Sharder *s, Outbox *out, int i, const char *text, size_t len) {
+    if (out->n_sent == out->sent_cap) {
+        out->sent_cap = out->sent_cap ? 2 * out->sent_cap : 4096;
+        out->sent = xrealloc(out->sent, out->sent_cap * sizeof *out->sent);
     }
-    s->sent[s->n_sent++] = (Sent){.text = text, .len = (uint32_t)len, .spill = i};
+    out->sent[out->n_sent++] = (Sent){.text = text, .len = (uint32_t)len, .spill = i};
     s->spill[i].bytes += len;
     s->spill[i].lines++;
 }
 
 /* A sentence (normalised, n_tokens tokens) for the next shard dealt. */
-static void to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
+static void to_train(Sharder *s, Outbox *out, const char *text, size_t len, int n_tokens) {
     const int n = s->o->n_shards;
     if (s->deal_next == n) { /* a new block: a fresh dealing order */
         for (int i = n - 1; i > 0; i--) {
@@ -203,7 +209,7 @@ static void to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
         }
         s->deal_next = 0;
     }
-    send(s, s->deal[s->deal_next++], text, len);
+    send(s, out, s->deal[s->deal_next++], text, len);
     s->st->train_sentences++;
     s->st->train_tokens += (uint64_t)n_tokens;
 }
@@ -211,7 +217,7 @@ static void to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
 /* Algorithm R: the first heldout_lines sentences fill the reservoir; sentence i after
  * them replaces a uniformly chosen one with probability heldout_lines / (i + 1). Whatever
  * leaves (or never enters) the reservoir goes to training at once. */
-static void to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) {
+static void to_reservoir(Sharder *s, Outbox *out, const char *text, size_t len, int n_tokens) {
     const uint64_t i = s->kept - 1, k = (uint64_t)s->o->heldout_lines;
     Held *h;
     if (i < k) {
@@ -223,16 +229,16 @@ static void to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens)
     } else {
         uint64_t j = rng_next(&s->rng) % (i + 1);
         if (j >= k) {
-            to_train(s, text, len, n_tokens);
+            to_train(s, out, text, len, n_tokens);
             return;
         }
         h = &s->reservoir[j];
-        to_train(s, h->text, h->len, h->n_tokens);
-        if (s->n_retired == s->retired_cap) { /* its text is written after the block */
-            s->retired_cap = s->retired_cap ? 2 * s->retired_cap : 64;
-            s->retired = xrealloc(s->retired, s->retired_cap * sizeof *s->retired);
+        to_train(s, out, h->text, h->len, h->n_tokens);
+        if (out->n_retired == out->retired_cap) { /* its text is written after the block */
+            out->retired_cap = out->retired_cap ? 2 * out->retired_cap : 64;
+            out->retired = xrealloc(out->retired, out->retired_cap * sizeof *out->retired);
         }
-        s->retired[s->n_retired++] = h->text;
+        out->retired[out->n_retired++] = h->text;
     }
     h->text = xmalloc(len);
     memcpy(h->text, text, len);
@@ -241,63 +247,52 @@ static void to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens)
     h->index = i;
 }
 
-/* The block's sentences into their spill files, each file in the order its sentences
- * were assigned (a file is written by one thread), and for prepare their tokens counted
- * (a thread a range of them): all threads at once. */
-static int write_block(Sharder *s) {
-    const int n_shards = s->o->n_shards;
-    int failed = 0; /* the errno of a failed write (errno is the thread's own) */
-#pragma omp parallel num_threads(s->n_threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        for (size_t i = 0; i < s->n_sent; i++) {
-            const Sent *e = &s->sent[i];
-            if (e->spill % nt == t && fwrite_unlocked(e->text, 1, e->len, s->spill[e->spill].f) != e->len) {
-                const int e_no = errno ? errno : EIO;
-#pragma omp atomic write
-                failed = e_no;
-            }
-        }
-        if (s->counts) {
-            const size_t from = s->n_sent * (size_t)t / (size_t)nt, to = s->n_sent * (size_t)(t + 1) / (size_t)nt;
-            for (size_t i = from; i < to; i++)
-                if (s->sent[i].spill < n_shards) wordcount_add_line(&s->counts[t], s->sent[i].text, s->sent[i].len);
-        }
-    }
-    for (size_t i = 0; i < s->n_retired; i++) free(s->retired[i]);
-    s->n_retired = 0;
-    s->n_sent = 0;
-    if (failed) return elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(failed));
-    return 0;
-}
-
-/* After each parsed block: its kept sentences in corpus order, each held out or dealt
- * (the random draws in the order the top of this file gives), then written. */
+/* After each parsed block, blocks in corpus order (one at a time): its kept sentences
+ * in order, each held out or dealt (the random draws in the order the top of this file
+ * gives), then appended to their spill files. */
 static int on_block(void *ctx, CorpusBlock *b) {
     Sharder *s = ctx;
     const ShardOptions *o = s->o;
-    for (int c = 0; c < b->n_chunks; c++) {
-        const CorpusChunk *chunk = &b->chunks[c];
-        for (size_t i = 0; i < chunk->n_lines; i++) {
-            const CorpusLine *l = &chunk->lines[i];
-            if (l->len == 0) {
-                s->st->dropped++;
-                continue;
-            }
-            s->st->normalised += !l->normal;
-            s->kept++;
-            const char *text = b->data + l->start;
-            if (o->heldout_lines > 0) {
-                to_reservoir(s, text, l->len, l->n_tokens);
-            } else if (o->heldout_fraction > 0 && rng_uniform(&s->rng) < o->heldout_fraction) {
-                send(s, o->n_shards, text, l->len);
-                s->st->heldout_sentences++;
-            } else {
-                to_train(s, text, l->len, l->n_tokens);
-            }
+    Outbox *out = &s->outbox[omp_get_thread_num()];
+    for (long i = 0; i < b->n_lines; i++) {
+        const CorpusLine *l = &b->lines[i];
+        if (l->len == 0) {
+            s->st->dropped++;
+            continue;
+        }
+        s->st->normalised += !l->normal;
+        s->kept++;
+        const char *text = b->data + l->start;
+        if (o->heldout_lines > 0) {
+            to_reservoir(s, out, text, l->len, l->n_tokens);
+        } else if (o->heldout_fraction > 0 && rng_uniform(&s->rng) < o->heldout_fraction) {
+            send(s, out, o->n_shards, text, l->len);
+            s->st->heldout_sentences++;
+        } else {
+            to_train(s, out, text, l->len, l->n_tokens);
         }
     }
-    return write_block(s);
+    for (size_t i = 0; i < out->n_sent; i++) {
+        const Sent *e = &out->sent[i];
+        if (fwrite_unlocked(e->text, 1, e->len, s->spill[e->spill].f) != e->len)
+            return elmo_fail("%s: cannot write temporary data: %s", o->output_dir, strerror(errno));
+    }
+    return 0;
+}
+
+/* Then, on the same thread and beside the other threads: for prepare, the tokens of the
+ * block's training sentences counted into this thread's table. */
+static int after_block(void *ctx, CorpusBlock *b) {
+    Sharder *s = ctx;
+    const int t = omp_get_thread_num();
+    Outbox *out = &s->outbox[t];
+    if (s->counts)
+        for (size_t i = 0; i < out->n_sent; i++)
+            if (out->sent[i].spill < s->o->n_shards) wordcount_add_line(&s->counts[t], out->sent[i].text, out->sent[i].len);
+    for (size_t i = 0; i < out->n_retired; i++) free(out->retired[i]);
+    out->n_retired = 0;
+    out->n_sent = 0;
+    return 0;
 }
 
 static int by_index(const void *pa, const void *pb) {
@@ -321,7 +316,7 @@ static void reservoir_to_spill(Sharder *s) {
 
 /* Phase 1: every line of the corpus, normalised, into the spill files. */
 static int first_pass(Sharder *s, CorpusReader *r) {
-    const int rc = corpus_parse(r, NULL, 1, on_block, s);
+    const int rc = corpus_parse(r, NULL, 1, on_block, after_block, s);
     s->st->lines = r->n_lines;
     if (rc < 0) return -1;
     if (s->o->heldout_lines > 0) reservoir_to_spill(s);
@@ -495,6 +490,7 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st, 
           "bad shard options");
     memset(st, 0, sizeof *st);
     Sharder s = {.o = o, .st = st, .set = set, .n_threads = omp_get_max_threads()};
+    s.outbox = xcalloc((size_t)s.n_threads, sizeof *s.outbox);
     int rc = -1, n_spills = 0;
     CorpusReader reader;
     /* the input's names first: a typo fails before anything is created */
@@ -538,8 +534,11 @@ done:
     free(s.reservoir);
     free(s.spill);
     free(s.deal);
-    for (size_t i = 0; i < s.n_retired; i++) free(s.retired[i]);
-    free(s.retired);
-    free(s.sent);
+    for (int t = 0; t < s.n_threads; t++) {
+        for (size_t i = 0; i < s.outbox[t].n_retired; i++) free(s.outbox[t].retired[i]);
+        free(s.outbox[t].retired);
+        free(s.outbox[t].sent);
+    }
+    free(s.outbox);
     return rc;
 }
