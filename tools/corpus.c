@@ -231,6 +231,10 @@ static int read_block(CorpusReader *r, CorpusBlock *b) {
 /* Validates and splits line[0..len) (line[len] writable) into t; *normal as in
  * CorpusLine. On an error, -1 with why = what follows "file:line" in the message. */
 static int parse_line(char *line, size_t len, TokenList *t, int *normal, char *why, size_t why_size) {
+    if (len >= UINT32_MAX) { /* CorpusLine keeps 32 bits */
+        snprintf(why, why_size, ": line of %zu bytes (longest accepted: 4 GB)", len);
+        return -1;
+    }
     if (memchr(line, '\0', len)) {
         snprintf(why, why_size, ": NUL byte in text (binary file?)");
         return -1;
