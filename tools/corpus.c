@@ -385,20 +385,24 @@ int corpus_parse(CorpusReader *r, WordCount *counts, int normalise, CorpusBlockF
     Parsing p = {.handed = 0, .error_seq = LONG_MAX};
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.turn, NULL);
-    CorpusBlock *blocks = xcalloc((size_t)n_threads, sizeof *blocks);
-    TokenList *tokens = xcalloc((size_t)n_threads, sizeof *tokens);
 #pragma omp parallel num_threads(n_threads)
     {
+        /* Each thread's block, token list and table on its own stack: side by side in an
+         * array, their counters (a table's total grows with every token) would share cache
+         * lines between threads, and 2 threads ran at half speed each. */
         const int t = omp_get_thread_num();
-        parse_blocks(r, &p, &blocks[t], &tokens[t], counts ? &counts[t] : NULL, normalise, on_block, after_block, ctx);
+        CorpusBlock block;
+        TokenList tokens;
+        WordCount count;
+        memset(&block, 0, sizeof block);
+        memset(&tokens, 0, sizeof tokens);
+        if (counts) count = counts[t];
+        parse_blocks(r, &p, &block, &tokens, counts ? &count : NULL, normalise, on_block, after_block, ctx);
+        if (counts) counts[t] = count;
+        free(block.data);
+        free(block.lines);
+        token_list_free(&tokens);
     }
-    for (int t = 0; t < n_threads; t++) {
-        free(blocks[t].data);
-        free(blocks[t].lines);
-        token_list_free(&tokens[t]);
-    }
-    free(blocks);
-    free(tokens);
     pthread_mutex_destroy(&p.lock);
     pthread_cond_destroy(&p.turn);
     if (p.error_seq != LONG_MAX) return elmo_fail("%s", p.error);
