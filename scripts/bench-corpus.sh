@@ -9,11 +9,17 @@
 # (BENCH_DIR, default under $TMPDIR) and removed at the end. Every figure is taken with
 # the corpus in the page cache (a first `cat` puts it there), so `elmo` is measured
 # against memory-speed reads; its output goes to the same file system as the corpus.
+# Each elmo row is the median of REPS runs (default 3), once per thread count in THREADS
+# (OMP_NUM_THREADS; default "1 <all cores>"); BROWN=1 adds the same rows for the bundled
+# Brown text (data/brown, 6 MB unpacked).
 set -eu
 cd "$(dirname "$0")/.."
 ELMO=${ELMO:-$(pwd)/bin/elmo}
 SIZE_MB=${SIZE_MB:-300}
 SHARDS=${SHARDS:-16}
+REPS=${REPS:-3}
+THREADS=${THREADS:-"1 $(nproc)"}
+BROWN=${BROWN:-0}
 work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/elmo-bench-corpus.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
@@ -44,14 +50,42 @@ cat "$corpus" >/dev/null
 now() { date +%s.%N; }
 # row NAME SECONDS [PEAK_RSS_MB]
 row() { awk -v n="$1" -v s="$2" -v b="$bytes" -v r="${3:-}" \
-    'BEGIN { printf "%-28s %8.2f %10.1f %10s\n", n, s, b / 1e6 / s, r == "" ? "-" : r " MB" }'; }
+    'BEGIN { printf "%-34s %8.2f %10.1f %10s\n", n, s, b / 1e6 / s, r == "" ? "-" : r " MB" }'; }
 # times a command: sets `took`
 timed() { t0=$(now); "$@"; took=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }'); }
+# times a command REPS times: sets `took` to the median
+median() {
+    : >"$work/times"
+    i=0
+    while [ $i -lt "$REPS" ]; do
+        i=$((i + 1))
+        rm -rf "$work/shards"
+        timed "$@"
+        echo "$took" >>"$work/times"
+    done
+    took=$(sort -n "$work/times" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+}
 # the peak RSS elmo reports on its last stderr line
 rss() { sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p' "$1" | tail -n 1; }
+# the elmo rows for one corpus
+elmo_rows() {
+    for t in $THREADS; do
+        n="$t thread$([ "$t" -eq 1 ] || echo s)"
+        median sh -c "OMP_NUM_THREADS=$t '$ELMO' vocab --input '$corpus' --output '$work/vocab.txt' \
+            >'$work/vocab.out' 2>'$work/vocab.err'"
+        row "elmo vocab, $n" "$took" "$(rss "$work/vocab.err")"
+        median sh -c "OMP_NUM_THREADS=$t '$ELMO' shard --input '$corpus' --output-dir '$work/shards' --shards $SHARDS \
+            --heldout-fraction 0.01 >/dev/null 2>'$work/shard.err'"
+        row "elmo shard ($SHARDS shards), $n" "$took" "$(rss "$work/shard.err")"
+        median sh -c "OMP_NUM_THREADS=$t '$ELMO' shard --input '$corpus' --output-dir '$work/shards' --shards $SHARDS \
+            --heldout-fraction 0.01 --gzip >/dev/null 2>'$work/shardgz.err'"
+        row "elmo shard --gzip, $n" "$took" "$(rss "$work/shardgz.err")"
+    done
+}
 
-echo "corpus: $mb MB, $(wc -l <"$corpus") lines; $(nproc) cores; page cache warm"
-printf '%-28s %8s %10s %10s\n' command seconds MB/s "peak RSS"
+echo "corpus: $mb MB, $(wc -l <"$corpus") lines; $(nproc) cores ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p'));" \
+    "load: $(uptime | sed 's/.*load average: //'); page cache warm"
+printf '%-34s %8s %10s %10s\n' command seconds MB/s "peak RSS"
 timed sh -c "cat '$corpus' >/dev/null"
 row "cat > /dev/null" "$took"
 timed sh -c "wc -l '$corpus' >/dev/null"
@@ -59,15 +93,15 @@ row "wc -l" "$took"
 timed dd if="$corpus" of="$work/copy.txt" bs=1M conv=fsync status=none
 row "dd (copy, fsync)" "$took"
 rm "$work/copy.txt"
-timed sh -c "'$ELMO' vocab --input '$corpus' --output '$work/vocab.txt' >'$work/vocab.out' 2>'$work/vocab.err'"
-row "elmo vocab" "$took" "$(rss "$work/vocab.err")"
-timed sh -c "'$ELMO' shard --input '$corpus' --output-dir '$work/shards' --shards $SHARDS \
-    --heldout-fraction 0.01 >/dev/null 2>'$work/shard.err'"
-row "elmo shard ($SHARDS shards)" "$took" "$(rss "$work/shard.err")"
-rm -rf "$work/shards"
-timed sh -c "'$ELMO' shard --input '$corpus' --output-dir '$work/shards' --shards $SHARDS \
-    --heldout-fraction 0.01 --gzip >/dev/null 2>'$work/shardgz.err'"
-row "elmo shard --gzip" "$took" "$(rss "$work/shardgz.err")"
+elmo_rows
 echo "largest shard: $(sed -n 's/.*largest shard \([0-9.]*\) MB.*/\1/p' "$work/shard.err") MB;" \
     "vocabulary: $(sed -n 's/^distinct_tokens: //p' "$work/vocab.out") distinct tokens," \
     "$(sed -n 's/^n_train_tokens: //p' "$work/vocab.out") tokens"
+if [ "$BROWN" = 1 ]; then
+    corpus="$work/brown.txt"
+    cat data/brown/train/*.txt.gz data/brown/heldout/*.txt.gz | gzip -dc >"$corpus"
+    bytes=$(wc -c <"$corpus")
+    echo "the Brown text: $(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB, $(wc -l <"$corpus") lines"
+    elmo_rows
+fi
+echo "load after: $(uptime | sed 's/.*load average: //')"

@@ -1,4 +1,5 @@
 /* fileio.c - see fileio.h. */
+#define _GNU_SOURCE /* O_TMPFILE (Linux) */
 #include "fileio.h"
 
 #include <dirent.h>
@@ -54,6 +55,7 @@ int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len) 
 struct FileRemoval {
     char *volatile path;                   /* NULL: free */
     int set;                               /* 0: a pending temporary, else its FileSet's id */
+    int dir;                               /* removed with rmdir, once the files in it are */
     struct FileRemoval *volatile next;     /* the chain the handler walks */
     struct FileRemoval *next_free;
 };
@@ -63,11 +65,22 @@ static struct FileRemoval *free_removals;
 static const int caught_signals[3] = {SIGINT, SIGTERM, SIGHUP};
 static struct sigaction previous_action[3];
 
-/* Async-signal-safe: it only reads the chain and unlinks. */
+/* Async-signal-safe: it only reads the chain, unlinks and removes directories. Files go
+ * first; then the directories, as often as they can nest (a reused entry keeps its old
+ * place in the chain, so the chain's order says nothing about their depth). Twice: other
+ * threads run on meanwhile, and one may create or rename into a registered name (each
+ * is registered before it exists) just after the first sweep passed it. */
 static void remove_registered(void) {
-    for (struct FileRemoval *r = removals; r; r = r->next) {
-        char *path = r->path;
-        if (path) unlink(path);
+    for (int sweep = 0; sweep < 2; sweep++) {
+        for (struct FileRemoval *r = removals; r; r = r->next) {
+            char *path = r->path;
+            if (path && !r->dir) unlink(path);
+        }
+        for (int depth = 0; depth < 4; depth++)
+            for (struct FileRemoval *r = removals; r; r = r->next) {
+                char *path = r->path;
+                if (path && r->dir) rmdir(path);
+            }
     }
 }
 
@@ -111,27 +124,34 @@ static void install_handlers(void) {
     }
 }
 
-/* Registers a copy of path for removal. */
-static struct FileRemoval *register_removal(const char *path, int set) {
-    install_handlers();
-    struct FileRemoval *r = free_removals;
-    if (r) {
-        free_removals = r->next_free;
-    } else {
-        r = xcalloc(1, sizeof *r);
-        r->next = removals;
-        atomic_signal_fence(memory_order_release); /* a handler sees it whole */
-        removals = r;
-    }
-    r->set = set;
+/* Registers a copy of path for removal. Registrations and releases come from one thread
+ * at a time (a critical section: shards are written by several); the handler needs no
+ * lock, as entries are only ever added whole at the head and paths set or cleared. */
+static struct FileRemoval *register_removal(const char *path, int set, int dir) {
     char *copy = xstrdup(path);
-    atomic_signal_fence(memory_order_release);
-    r->path = copy;
+    struct FileRemoval *r;
+#pragma omp critical(fileio_removals)
+    {
+        install_handlers();
+        r = free_removals;
+        if (r) {
+            free_removals = r->next_free;
+        } else {
+            r = xcalloc(1, sizeof *r);
+            r->next = removals;
+            atomic_signal_fence(memory_order_release); /* a handler sees it whole */
+            removals = r;
+        }
+        r->set = set;
+        r->dir = dir;
+        atomic_signal_fence(memory_order_release);
+        r->path = copy;
+    }
     return r;
 }
 
-/* Forgets the file (it stays, or is already gone). */
-static void release_removal(struct FileRemoval *r) {
+/* Forgets the file (it stays, or is already gone); inside the critical section. */
+static void release_locked(struct FileRemoval *r) {
     char *path = r->path;
     r->path = NULL;
     free(path);
@@ -139,14 +159,26 @@ static void release_removal(struct FileRemoval *r) {
     free_removals = r;
 }
 
+static void release_removal(struct FileRemoval *r) {
+#pragma omp critical(fileio_removals)
+    release_locked(r);
+}
+
 /* Keeps (or removes first) every file of set s, and ends it. */
 static void fileset_end(FileSet *s, int remove) {
     if (s->id == 0) return;
-    for (struct FileRemoval *r = removals; r; r = r->next)
-        if (r->path && r->set == s->id) {
-            if (remove) unlink(r->path);
-            release_removal(r);
+#pragma omp critical(fileio_removals)
+    {
+        if (remove) {
+            for (struct FileRemoval *r = removals; r; r = r->next)
+                if (r->path && r->set == s->id && !r->dir) unlink(r->path);
+            for (int depth = 0; depth < 4; depth++)
+                for (struct FileRemoval *r = removals; r; r = r->next)
+                    if (r->path && r->set == s->id && r->dir) rmdir(r->path);
         }
+        for (struct FileRemoval *r = removals; r; r = r->next)
+            if (r->path && r->set == s->id) release_locked(r);
+    }
     s->id = 0;
 }
 
@@ -157,7 +189,12 @@ void fileset_begin(FileSet *s) {
 
 void fileset_add(FileSet *s, const char *path) {
     CHECK(s->id > 0, "%s: added to a set not begun", path);
-    register_removal(path, s->id);
+    register_removal(path, s->id, 0);
+}
+
+void fileset_add_dir(FileSet *s, const char *path) {
+    CHECK(s->id > 0, "%s: added to a set not begun", path);
+    register_removal(path, s->id, 1);
 }
 
 void fileset_discard(FileSet *s) { fileset_end(s, 1); }
@@ -165,14 +202,24 @@ void fileset_discard(FileSet *s) { fileset_end(s, 1); }
 void fileset_keep(FileSet *s) { fileset_end(s, 0); }
 
 int file_open_unnamed(const char *dir, int *fd) {
-    size_t n = strlen(dir) + 16;
+    /* Linux makes it without a name at all; a kill -9 between creating and unlinking a
+     * named one (below) would leave it behind. */
+    *fd = open(dir, O_TMPFILE | O_RDWR, 0600);
+    if (*fd >= 0) return 0;
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT)
+        return elmo_fail("%s: cannot create a temporary file: %s", dir, strerror(errno));
+    /* Elsewhere: named as a temporary of this process, so that if it outlives it the
+     * next run removes it (file_remove_stale_temporaries). */
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
+    size_t n = strlen(dir) + strlen(suffix) + 16;
     char *name = xmalloc(n);
-    snprintf(name, n, "%s/.spill-XXXXXX", dir);
+    snprintf(name, n, "%s/.spill-XXXXXX%s", dir, suffix);
     sigset_t block, old;
     sigemptyset(&block);
     for (int i = 0; i < 3; i++) sigaddset(&block, caught_signals[i]);
     sigprocmask(SIG_BLOCK, &block, &old);
-    *fd = mkstemp(name);
+    *fd = mkstemps(name, (int)strlen(suffix));
     int e = errno;
     if (*fd >= 0) unlink(name);
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -188,7 +235,7 @@ void pending_begin(PendingFile *f, const char *path) {
     f->path = xstrdup(path);
     f->tmp = xmalloc(n);
     snprintf(f->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    f->removal = register_removal(f->tmp, 0);
+    f->removal = register_removal(f->tmp, 0, 0);
 }
 
 static void pending_release(PendingFile *f) {
@@ -206,6 +253,11 @@ static int fsync_path(const char *path, int directory) {
     if (directory && rc < 0 && (errno == EINVAL || errno == EBADF)) rc = 0; /* not supported */
     close(fd);
     return rc;
+}
+
+int file_sync_dir(const char *dir) {
+    if (fsync_path(dir, 1) < 0) return elmo_fail("%s: cannot sync: %s", dir, strerror(errno));
+    return 0;
 }
 
 int pending_commit(PendingFile *f) {

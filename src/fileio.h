@@ -16,6 +16,8 @@ int file_read_all(const char *path, size_t max_bytes, char **data, size_t *len);
 int file_make_dirs(const char *path);
 /* Writes data to path atomically. */
 int file_write_atomic(const char *path, const void *data, size_t len);
+/* fsyncs a directory, so that the names made or renamed in it last. */
+int file_sync_dir(const char *dir);
 
 /* ------------------------------------------------ files removed if the process ends early
  *
@@ -25,7 +27,7 @@ int file_write_atomic(const char *path, const void *data, size_t len);
  * registered) only unlinks the registered files and raises the signal again under the
  * disposition it replaced, so the process ends as it would have without it (its exit
  * status is the signal's). A signal ignored when the first file is registered (nohup)
- * stays ignored. Files are registered from one thread at a time. */
+ * stays ignored. Files may be registered from several threads. */
 
 struct FileRemoval;
 
@@ -55,7 +57,9 @@ void fileset_begin(FileSet *s);
 /* Adds path (copied) to the set; before it is renamed into place, so that a signal right
  * after the rename finds it. */
 void fileset_add(FileSet *s, const char *path);
-/* Removes the files of the set, and ends it. */
+/* Adds a directory (copied) made for the set: removed after the files, when empty. */
+void fileset_add_dir(FileSet *s, const char *path);
+/* Removes the files of the set (then its directories), and ends it. */
 void fileset_discard(FileSet *s);
 /* Keeps the files of the set, and ends it. */
 void fileset_keep(FileSet *s);
@@ -68,9 +72,10 @@ void signals_stop_gracefully(void);
 /* The signal noted since signals_stop_gracefully, 0 if none. */
 int signals_stop_requested(void);
 
-/* A file in dir without a name (spill data): created and unlinked at once, with the
- * signals above blocked in between, so nothing of it survives the process however it
- * ends. *fd receives it (read and write). */
+/* A file in dir without a name (spill data), so nothing of it survives the process
+ * however it ends: O_TMPFILE where the file system has it, else created and unlinked at
+ * once (signals blocked in between; a name of this process's temporaries, should a
+ * kill -9 fall in between). *fd receives it (read and write). */
 int file_open_unnamed(const char *dir, int *fd);
 
 /* Removes from dir the temporaries "<name>.tmp.<pid>" (pending_begin's) whose process no

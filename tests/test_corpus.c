@@ -125,7 +125,8 @@ static void make_dir(const char *path) {
     assert_int_equal(system(cmd), 0);
 }
 
-/* Every file of dir (recursively): "relative/path" names, sorted. */
+/* Every file of dir (recursively) as a reader sees it, through the links and without
+ * the hidden names of the shard set's machinery: "relative/path" names, sorted. */
 static void list_files(const char *dir, const char *rel, Lines *out) {
     char path[2048];
     snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
@@ -133,12 +134,12 @@ static void list_files(const char *dir, const char *rel, Lines *out) {
     if (!d) return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (e->d_name[0] == '.') continue;
         char sub[1024], full[3100];
         snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
         snprintf(full, sizeof full, "%s/%s", dir, sub);
         struct stat st;
-        assert_int_equal(stat(full, &st), 0);
+        if (stat(full, &st) != 0) continue; /* a link to a part the set does not have */
         if (S_ISDIR(st.st_mode)) list_files(dir, sub, out);
         else lines_add(out, sub, strlen(sub));
     }
@@ -166,6 +167,27 @@ static int files_equal(const char *a, const char *b) {
     free(x);
     free(y);
     return same;
+}
+
+/* The hidden names of dir besides the switch (.shards) and the generation it leads to,
+ * and the temporaries ("*.tmp.*") anywhere below dir: what a finished or cleaned-up run
+ * must not leave. Returns how many, printing them. */
+static int leftovers(const char *dir) {
+    char cmd[2400], link[700], target[256] = "";
+    snprintf(link, sizeof link, "%s/.shards", dir);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    snprintf(cmd, sizeof cmd, "cd '%s' && { ls -A | grep '^\\.' | grep -v -x -e '.shards' -e '%s'; "
+             "find . -name '*.tmp.*'; } 2>/dev/null", dir, target[0] ? target : ".shards");
+    FILE *p = popen(cmd, "r");
+    char line[1024];
+    int count = 0;
+    while (p && fgets(line, sizeof line, p)) {
+        print_message("left in %s: %s", dir, line);
+        count++;
+    }
+    if (p) pclose(p);
+    return count;
 }
 
 /* Same file names with the same bytes in both directories. */
@@ -318,7 +340,8 @@ static void test_shard_permutation_balance_heldout(void **state) {
     assert_int_equal((size_t)stat_value(stdout_text, "n_train_tokens"), tokens);
     lines_free(&all);
     lines_free(&held);
-    assert_int_equal(count_files(out), 8); /* no spill or temporary file left */
+    assert_int_equal(count_files(out), 8);
+    assert_int_equal(leftovers(out), 0); /* no spill or temporary file, no earlier generation */
 }
 
 static void test_shard_heldout_lines_exact(void **state) {
@@ -454,28 +477,62 @@ static const char *make_big_input(void) {
     return big_input;
 }
 
-static void test_memory_bounded(void **state) {
-    char out[600], vocab_out[600];
+/* The first half of the big input (at a line end), made once. */
+static const char *make_half_input(void) {
+    static char half[600];
+    if (half[0]) return half;
     const char *input = make_big_input();
+    char *data;
+    size_t n;
+    assert_int_equal(file_read_all(input, 1u << 30, &data, &n), 0);
+    const char *nl = memchr(data + n / 2, '\n', n - n / 2);
+    tmp_path(half, sizeof half, "big_half.txt");
+    FILE *f = fopen(half, "wb");
+    fwrite(data, 1, (size_t)(nl - data) + 1, f);
+    fclose(f);
+    free(data);
+    return half;
+}
+
+/* Peak RSS (KB) of shard (20 shards) or vocab on input with OMP_NUM_THREADS=threads. */
+static long corpus_rss_kb(const char *command, const char *input, int threads) {
+    char out[600], bin[600], env[16];
+    snprintf(bin, sizeof bin, "%s", elmo_program());
+    tmp_path(out, sizeof out, strcmp(command, "shard") == 0 ? "big_shards" : "big_vocab.txt");
+    char *shard_argv[] = {bin, "shard", "--input", (char *)input, "--output-dir", out, "--shards", "20",
+                          "--heldout-fraction", "0.01", "--force", NULL};
+    char *vocab_argv[] = {bin, "vocab", "--input", (char *)input, "--output", out, NULL};
+    snprintf(env, sizeof env, "%d", threads);
+    setenv("OMP_NUM_THREADS", env, 1);
+    const long kb = peak_rss_kb(strcmp(command, "shard") == 0 ? shard_argv : vocab_argv);
+    unsetenv("OMP_NUM_THREADS");
+    if (strcmp(command, "shard") == 0) assert_int_equal(count_files(out), 21);
+    return kb;
+}
+
+/* Memory does not grow with the corpus: one thread holds one shard (vocab: one table of
+ * the distinct tokens) and two blocks of input, well under half the input's size; on two
+ * threads (two shards or two tables) twice the input costs next to nothing more. */
+static void test_memory_bounded(void **state) {
+    const char *input = make_big_input(), *half = make_half_input();
     struct stat st;
     assert_int_equal(stat(input, &st), 0);
-    tmp_path(out, sizeof out, "big_shards");
-    tmp_path(vocab_out, sizeof vocab_out, "big_vocab.txt");
-    char bin[600];
-    snprintf(bin, sizeof bin, "%s", elmo_program());
-    char *shard_argv[] = {bin, "shard", "--input", (char *)input, "--output-dir", out, "--shards", "20",
-                          "--heldout-fraction", "0.01", NULL};
-    char *vocab_argv[] = {bin, "vocab", "--input", (char *)input, "--output", vocab_out, NULL};
-    const long shard_kb = peak_rss_kb(shard_argv), vocab_kb = peak_rss_kb(vocab_argv);
     const long input_kb = (long)(st.st_size >> 10);
-    print_message("input %ld MB: peak RSS shard %ld MB, vocab %ld MB\n", input_kb >> 10, shard_kb >> 10,
-                  vocab_kb >> 10);
+    const long shard_kb = corpus_rss_kb("shard", input, 1), vocab_kb = corpus_rss_kb("vocab", input, 1);
+    const long shard2_kb = corpus_rss_kb("shard", input, 2), vocab2_kb = corpus_rss_kb("vocab", input, 2);
+    const long shard2_half_kb = corpus_rss_kb("shard", half, 2), vocab2_half_kb = corpus_rss_kb("vocab", half, 2);
+    print_message("input %ld MB: peak RSS shard %ld MB, vocab %ld MB (1 thread); 2 threads: shard %ld MB (%ld on "
+                  "half the input), vocab %ld MB (%ld)\n", input_kb >> 10, shard_kb >> 10, vocab_kb >> 10,
+                  shard2_kb >> 10, shard2_half_kb >> 10, vocab2_kb >> 10, vocab2_half_kb >> 10);
 #ifndef __SANITIZE_ADDRESS__ /* its shadow memory and quarantine say nothing of ours */
-    /* one shard is 2.5 MB; the program itself (BLAS, HDF5, buffers) ~ 15 MB */
+    /* one shard is 2.5 MB, a block 1 MB; the program itself (BLAS, HDF5, buffers) ~ 15 MB */
     assert_true(shard_kb < input_kb / 2);
     assert_true(vocab_kb < input_kb / 2);
+    /* the half's shards are 1.25 MB smaller, two at a time (~3 MB with their line
+     * indexes); the tokens are the same: against 25 MB more input */
+    assert_true(shard2_kb - shard2_half_kb < input_kb / 6);
+    assert_true(vocab2_kb - vocab2_half_kb < input_kb / 20);
 #endif
-    assert_int_equal(count_files(out), 21);
 }
 
 static pid_t spawn_quiet(char *const argv[]) {
@@ -518,86 +575,370 @@ static void test_interrupted_leaves_nothing(void **state) {
         print_message("SIGINT after %.2f s of %.2f: %s, %d files left\n", at[k] * full, full,
                       WIFSIGNALED(status) ? "interrupted" : "finished", n);
         assert_true(n == 0 || n == 8);
+        assert_int_equal(leftovers(out), 0);
     }
 }
 
-/* Starts `elmo <command>` into out (5 shards) and returns once it is writing shard 3
- * with shards 0-2 complete: the temporary name of shard 3 is made a FIFO before the
- * program starts (it keeps its pid across exec), and the program's write waits there
- * (or its fsync's open, for a shard smaller than the pipe) as long as nobody reads;
- * *fifo_fd receives our end. ignore_hup: SIGHUP ignored, as under nohup. */
+/* The plain half of the test corpus, and its path (input of the runs below). */
+static const char *plain_input(void) {
+    static char path[700];
+    snprintf(path, sizeof path, "%s", corpus_glob);
+    snprintf(strrchr(path, '/'), 32, "/part-0.txt");
+    return path;
+}
+
+/* Starts `elmo <command> --force` on out (5 shards, 10% held out, seed 1) and returns
+ * once it is writing shard 3 and shards 0-2 are complete. Its input is a FIFO that we feed
+ * only after the temporary name of shard 3 has been made a FIFO too, in the directory
+ * the program writes in (its new generation out/.shards.<pid>, or out/train for a
+ * program that writes in place), so the run cannot get there first; its write then waits
+ * as long as nobody reads. *fifo_fd receives our end. ignore_hup: SIGHUP ignored, as
+ * under nohup. */
 static pid_t spawn_stuck_at_shard_3(const char *command, const char *out, int ignore_hup, int *fifo_fd) {
-    char bin[600], train[700], fifo[800];
+    char bin[600], input[600], gen[800], fifo[900];
     snprintf(bin, sizeof bin, "%s", elmo_program());
-    char *argv[] = {bin, (char *)command, "--input", corpus_glob, "--output-dir", (char *)out, "--shards", "5", "--quiet",
-                    NULL};
-    make_dir(out);
-    snprintf(train, sizeof train, "%s/train", out);
-    make_dir(train);
-    int go[2];
-    assert_int_equal(pipe(go), 0);
+    tmp_path(input, sizeof input, "stuck_input.fifo");
+    unlink(input);
+    assert_int_equal(mkfifo(input, 0600), 0);
+    char *argv[] = {bin, (char *)command, "--input", input, "--output-dir", (char *)out, "--shards", "5",
+                    "--heldout-fraction", "0.1", "--quiet", "--force", NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        char c;
-        close(go[1]);
         if (ignore_hup) signal(SIGHUP, SIG_IGN);
-        if (read(go[0], &c, 1) != 1) _exit(127);
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         dup2(null, 2);
         execv(argv[0], argv);
         _exit(127);
     }
-    close(go[0]);
-    snprintf(fifo, sizeof fifo, "%s/shard-00003.txt.tmp.%ld", train, (long)pid);
+    /* the program opens its input once its output directories exist */
+    int in = -1;
+    for (int tries = 0; in < 0 && tries < 60000; tries++) {
+        in = open(input, O_WRONLY | O_NONBLOCK);
+        if (in < 0) {
+            int status;
+            if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("%s ended before reading its input", command);
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    assert_true(in >= 0);
+    fcntl(in, F_SETFL, 0);
+    snprintf(gen, sizeof gen, "%s/.shards.%ld/train", out, (long)pid);
+    if (!file_exists(gen)) { /* a program that writes in place */
+        snprintf(gen, sizeof gen, "%s/train", out);
+        mkdir(gen, 0777);
+    }
+    snprintf(fifo, sizeof fifo, "%s/shard-00003.txt.tmp.%ld", gen, (long)pid);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     *fifo_fd = open(fifo, O_RDONLY | O_NONBLOCK); /* the writer's open then does not wait */
     assert_true(*fifo_fd >= 0);
-    assert_int_equal(write(go[1], "x", 1), 1);
-    close(go[1]);
+    char *text;
+    size_t n;
+    assert_int_equal(file_read_all(plain_input(), 1u << 30, &text, &n), 0);
+    assert_int_equal(write(in, text, n), (ssize_t)n);
+    free(text);
+    close(in);
     struct pollfd p = {.fd = *fifo_fd, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 60000), 1); /* its first bytes of shard 3 */
-    char done[800];
-    for (int i = 0; i < 3; i++) {
-        snprintf(done, sizeof done, "%s/shard-%05d.txt", train, i);
+    char done[1000];
+    for (int i = 0; i < 3; i++) { /* other threads may still be writing them */
+        snprintf(done, sizeof done, "%s/shard-%05d.txt", gen, i);
+        for (int tries = 0; !file_exists(done) && tries < 60000; tries++) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
         assert_true(file_exists(done));
     }
     return pid;
 }
 
-/* A run ended by a signal while it writes shard 3 of 5 removes shards 0-2 it had
- * completed and its temporary file (`shard` and `prepare`, SIGINT and SIGTERM), and its
- * exit status is the signal's. Started with SIGHUP ignored (nohup), a SIGHUP leaves it
- * running. */
+/* A run ended while it writes shard 3 of 5 (the input read, shards 0-2 complete) leaves
+ * the output directory as it found it: empty, or holding the earlier set (made with
+ * another seed) byte for byte, vocab.txt included for prepare. SIGINT and SIGTERM end it
+ * with that signal's status and leave nothing of the run; started with SIGHUP ignored
+ * (nohup), a SIGHUP leaves it running; after kill -9 the next run completes the new set
+ * and removes what the killed one left. */
 static void test_killed_mid_shards_removes_them(void **state) {
     const struct {
         const char *command;
-        int sig, ignore_hup;
-    } cases[] = {{"shard", SIGINT, 0}, {"prepare", SIGTERM, 0}, {"shard", SIGINT, 1}};
-    for (int k = 0; k < 3; k++) {
-        char out[600];
+        int sig, ignore_hup, earlier;
+    } cases[] = {{"shard", SIGINT, 0, 0},   {"prepare", SIGTERM, 0, 0}, {"shard", SIGINT, 1, 0},
+                 {"shard", SIGKILL, 0, 1},  {"prepare", SIGKILL, 0, 1}, {"prepare", SIGTERM, 0, 1},
+                 {"shard", SIGKILL, 0, 0}};
+    for (int k = 0; k < (int)(sizeof cases / sizeof *cases); k++) {
+        const char *command = cases[k].command;
+        char out[600], keep[600], ref[600], args[4096], cmd[2048];
         tmp_path(out, sizeof out, "killed_mid_shards");
+        tmp_path(keep, sizeof keep, "killed_mid_shards_before");
+        tmp_path(ref, sizeof ref, "killed_mid_shards_reference");
+        make_dir(out);
+        if (cases[k].earlier) {
+            snprintf(args, sizeof args, "%s --input '%s' --output-dir '%s' --shards 4 --heldout-fraction 0.1 "
+                     "--seed 9 --quiet --force", command, plain_input(), out);
+            run_ok(args, NULL, 0);
+        }
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", keep, out, keep);
+        assert_int_equal(system(cmd), 0);
         int fd, status;
-        pid_t pid = spawn_stuck_at_shard_3(cases[k].command, out, cases[k].ignore_hup, &fd);
-        assert_int_equal(count_files(out), 4);
+        pid_t pid = spawn_stuck_at_shard_3(command, out, cases[k].ignore_hup, &fd);
         if (cases[k].ignore_hup) {
             kill(pid, SIGHUP);
             struct timespec ts = {0, 200 * 1000000L};
             nanosleep(&ts, NULL);
             if (waitpid(pid, &status, WNOHANG) != 0) fail_msg("SIGHUP ended a run that ignores it");
-            assert_int_equal(count_files(out), 4);
         }
         kill(pid, cases[k].sig);
         assert_int_equal(waitpid(pid, &status, 0), pid);
         close(fd);
         if (!WIFSIGNALED(status) || WTERMSIG(status) != cases[k].sig)
-            fail_msg("%s: status %#x, expected death by signal %d", cases[k].command, status, cases[k].sig);
-        if (count_files(out) != 0) {
+            fail_msg("%s: status %#x, expected death by signal %d", command, status, cases[k].sig);
+        const int same = cases[k].earlier ? dirs_equal(out, keep) : count_files(out) == 0;
+        if (!same) {
             Lines l = {0};
             list_files(out, "", &l);
-            fail_msg("%s: %zu files left after signal %d, the first %s", cases[k].command, l.n, cases[k].sig,
-                     l.line[0]);
+            fail_msg("%s: signal %d while writing shard 3: %zu files, not %s (the first %s)", command, cases[k].sig,
+                     l.n, cases[k].earlier ? "the earlier set" : "none", l.n ? l.line[0] : "-");
         }
+        if (cases[k].sig != SIGKILL) {
+            assert_int_equal(leftovers(out), 0);
+            continue;
+        }
+        /* the next run: the complete new set, and nothing of the killed one */
+        snprintf(args, sizeof args, "%s --input '%s' --output-dir '%s' --shards 5 --heldout-fraction 0.1 --quiet "
+                 "--force", command, plain_input(), out);
+        run_ok(args, NULL, 0);
+        make_dir(ref);
+        snprintf(args, sizeof args, "%s --input '%s' --output-dir '%s' --shards 5 --heldout-fraction 0.1 --quiet",
+                 command, plain_input(), ref);
+        run_ok(args, NULL, 0);
+        assert_true(dirs_equal(out, ref));
+        assert_int_equal(leftovers(out), 0);
+    }
+}
+
+/* True when path is a symbolic link. */
+static int is_link(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/* A directory of the older layout (train/ and heldout/ real directories, vocab.txt a
+ * plain file, a note in train/) is taken over by `shard --force`: the links replace the
+ * directories, the note is carried into the new set and vocab.txt, not shard's, stays as
+ * it was. `prepare --force` then makes vocab.txt part of the set, and a later `shard
+ * --force` carries that vocabulary over. No leftover after any of them. */
+static void test_older_layout_taken_over(void **state) {
+    char made[600], out[600], ref[600], args[4096], cmd[8192], path[700];
+    tmp_path(made, sizeof made, "layout_made");
+    tmp_path(out, sizeof out, "layout_older");
+    tmp_path(ref, sizeof ref, "layout_reference");
+    const char *shape = "--shards 3 --heldout-fraction 0.1 --quiet";
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' %s --seed 9", corpus_glob, made, shape);
+    run_ok(args, NULL, 0);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir '%s' && cp -rL '%s/train' '%s/heldout' '%s/vocab.txt' '%s/' && "
+             "echo notes > '%s/train/README'", out, out, made, made, made, out, out);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/train", out);
+    assert_false(is_link(path));
+    /* shard: the reference is a fresh run with the same note and the old vocabulary */
+    snprintf(args, sizeof args, "shard --input '%s' --output-dir '%s' %s --force", corpus_glob, out, shape);
+    run_ok(args, NULL, 0);
+    make_dir(ref);
+    snprintf(args, sizeof args, "shard --input '%s' --output-dir '%s' %s", corpus_glob, ref, shape);
+    run_ok(args, NULL, 0);
+    snprintf(cmd, sizeof cmd, "echo notes > '%s/train/README' && cp '%s/vocab.txt' '%s/'", ref, made, ref);
+    assert_int_equal(system(cmd), 0);
+    assert_true(dirs_equal(out, ref));
+    assert_true(is_link(path));
+    snprintf(path, sizeof path, "%s/vocab.txt", out);
+    assert_false(is_link(path));
+    assert_int_equal(leftovers(out), 0);
+    /* prepare: vocab.txt joins the set */
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' %s --force --seed 5", corpus_glob, out, shape);
+    run_ok(args, NULL, 0);
+    make_dir(ref);
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' %s --seed 5", corpus_glob, ref, shape);
+    run_ok(args, NULL, 0);
+    snprintf(cmd, sizeof cmd, "echo notes > '%s/train/README'", ref);
+    assert_int_equal(system(cmd), 0);
+    assert_true(dirs_equal(out, ref));
+    assert_true(is_link(path));
+    assert_int_equal(leftovers(out), 0);
+    /* shard again: prepare's vocabulary is carried over, the shards are new */
+    snprintf(args, sizeof args, "shard --input '%s' --output-dir '%s' %s --force", corpus_glob, out, shape);
+    run_ok(args, NULL, 0);
+    char ref_vocab[700];
+    snprintf(ref_vocab, sizeof ref_vocab, "%s/vocab.txt", ref);
+    assert_true(files_equal(path, ref_vocab));
+    snprintf(path, sizeof path, "%s/train/shard-00000.txt", out);
+    snprintf(ref_vocab, sizeof ref_vocab, "%s/train/shard-00000.txt", ref);
+    assert_false(files_equal(path, ref_vocab));
+    assert_int_equal(count_files(out), 3 + 1 + 1 + 1);
+    assert_int_equal(leftovers(out), 0);
+}
+
+/* prepare --force that cannot write vocab.txt (a full disk: files limited to 64 kB,
+ * more than any shard or spill file needs, less than the vocabulary): exit 2 with one
+ * line, the earlier set byte for byte (not new shards beside the old vocabulary), no
+ * leftover; once there is room, the new set. */
+static void test_full_disk_keeps_earlier_set(void **state) {
+    char out[600], keep[600], ref[600], args[4096], cmd[2048], err_path[600], bin[600];
+    tmp_path(out, sizeof out, "full_disk_set");
+    tmp_path(keep, sizeof keep, "full_disk_set_before");
+    tmp_path(ref, sizeof ref, "full_disk_set_reference");
+    const char *shape = "--shards 40 --heldout-fraction 0.01 --quiet";
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' %s --seed 9", corpus_glob, out, shape);
+    run_ok(args, NULL, 0);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", keep, out, keep);
+    assert_int_equal(system(cmd), 0);
+    const rlim_t limit = 64 << 10;
+    struct stat st;
+    snprintf(cmd, sizeof cmd, "%s/vocab.txt", out);
+    assert_int_equal(stat(cmd, &st), 0);
+    assert_true((rlim_t)st.st_size > limit); /* the premise: the vocabulary cannot be written */
+    snprintf(cmd, sizeof cmd, "%s/train/shard-00000.txt", out);
+    assert_int_equal(stat(cmd, &st), 0);
+    assert_true((rlim_t)st.st_size < limit / 2); /* but every shard can */
+    snprintf(bin, sizeof bin, "%s", elmo_program());
+    tmp_path(err_path, sizeof err_path, "full_disk_set.err");
+    char *argv[] = {bin, "prepare", "--input", corpus_glob, "--output-dir", out, "--shards", "40",
+                    "--heldout-fraction", "0.01", "--quiet", "--force", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {limit, limit};
+        signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG */
+        setrlimit(RLIMIT_FSIZE, &rl);
+        int null = open("/dev/null", O_WRONLY), err = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(null, 1);
+        dup2(err, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char *err;
+    assert_int_equal(file_read_all(err_path, 1 << 20, &err, NULL), 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 2 || count_lines(err) != 1)
+        fail_msg("prepare on a full disk: status %#x, stderr: %s", status, err);
+    assert_non_null(strstr(err, "vocab.txt"));
+    free(err);
+    if (!dirs_equal(out, keep)) fail_msg("prepare on a full disk changed the earlier set");
+    assert_int_equal(leftovers(out), 0);
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' %s --force", corpus_glob, out, shape);
+    run_ok(args, NULL, 0);
+    snprintf(args, sizeof args, "prepare --input '%s' --output-dir '%s' %s", corpus_glob, ref, shape);
+    run_ok(args, NULL, 0);
+    assert_true(dirs_equal(out, ref));
+    assert_false(dirs_equal(out, keep));
+    assert_int_equal(leftovers(out), 0);
+}
+
+/* ------------------------------------------------------------------ threads */
+
+/* CRC-32 of the files a reader sees in dir, names and bytes, in name order. */
+static unsigned long set_crc(const char *dir) {
+    Lines l = {0};
+    list_files(dir, "", &l);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t i = 0; i < l.n; i++) {
+        char path[2048], *data;
+        size_t n;
+        snprintf(path, sizeof path, "%s/%s", dir, l.line[i]);
+        assert_int_equal(file_read_all(path, 1u << 30, &data, &n), 0);
+        crc = crc32(crc, (const Bytef *)l.line[i], (uInt)strlen(l.line[i]) + 1);
+        crc = crc32(crc, (const Bytef *)data, (uInt)n);
+        free(data);
+    }
+    lines_free(&l);
+    return crc;
+}
+
+/* vocab, shard (plain and gzip, held out by fraction and by count) and prepare on 1, 2
+ * and 3 threads (OMP_NUM_THREADS) give the same bytes, and the bytes the sequential
+ * version before the parallel one gave (pinned: CRC-32 of the files and of stdout): on
+ * the test corpus (two files, one block each) and on the 50 MB one (50 blocks, parsed by
+ * the threads at once and handed over in order). */
+static void test_threads_same_output(void **state) {
+    static const struct {
+        const char *command, *options;
+        int big;
+        unsigned long files, out;
+    } cases[] = {
+        {"vocab", "--min-count 2", 0, 0x24a92f3cul, 0x0a64ebcaul},
+        {"shard", "--shards 7 --heldout-fraction 0.1 --seed 3", 0, 0x20d40f86ul, 0xc88915dbul},
+        {"shard", "--shards 3 --heldout-lines 500 --gzip", 0, 0xca4b18beul, 0xa8675ae6ul},
+        {"prepare", "--shards 4 --heldout-fraction 0.05 --min-count 2 --seed 5", 0, 0xc40a71a4ul, 0xf3ee7510ul},
+        {"vocab", "", 1, 0x02228023ul, 0xf9e5132bul},
+        {"prepare", "--shards 20 --heldout-fraction 0.01 --gzip", 1, 0x2d5d590cul, 0x1f6b654dul},
+    };
+    /* ELMO_PRINT_PINNED=1: print the figures of the program under test instead */
+    const int pinned = getenv("ELMO_PRINT_PINNED") == NULL;
+    for (int k = 0; k < (int)(sizeof cases / sizeof *cases); k++) {
+        unsigned long files = 0, out = 0;
+        for (int threads = 1; threads <= 3; threads++) {
+            char dir[600], args[4096], text[8192], env[64];
+            tmp_path(dir, sizeof dir, "threads");
+            make_dir(dir);
+            const char *input = cases[k].big ? make_big_input() : corpus_glob;
+            if (strcmp(cases[k].command, "vocab") == 0)
+                snprintf(args, sizeof args, "vocab --input '%s' --output '%s/vocab.txt' --quiet %s", input, dir,
+                         cases[k].options);
+            else
+                snprintf(args, sizeof args, "%s --input '%s' --output-dir '%s' --quiet %s", cases[k].command, input,
+                         dir, cases[k].options);
+            snprintf(env, sizeof env, "%d", threads);
+            setenv("OMP_NUM_THREADS", env, 1);
+            run_ok(args, text, sizeof text);
+            unsetenv("OMP_NUM_THREADS");
+            const unsigned long f = set_crc(dir), o = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)text,
+                                                             (uInt)strlen(text));
+            if (threads == 1) {
+                files = f;
+                out = o;
+                if (!pinned) print_message("{\"%s\", \"%s\", %d, 0x%08lxul, 0x%08lxul},\n", cases[k].command,
+                                           cases[k].options, cases[k].big, f, o);
+            }
+            if (f != files || o != out)
+                fail_msg("%s %s: %d threads gave other bytes than 1 thread", cases[k].command, cases[k].options,
+                         threads);
+        }
+        if (pinned && (files != cases[k].files || out != cases[k].out))
+            fail_msg("%s %s: CRC-32 0x%08lx (files), 0x%08lx (stdout), pinned 0x%08lx, 0x%08lx", cases[k].command,
+                     cases[k].options, files, out, cases[k].files, cases[k].out);
+    }
+}
+
+/* Bad lines in several blocks (a NUL byte at line 6000, invalid UTF-8 at 50000, a long
+ * token at 100000; 1 MB blocks of ~20,000 lines): whatever the threads, the first one is
+ * named. */
+static void test_threads_first_error(void **state) {
+    char path[600], args[2048], err[4096];
+    tmp_path(path, sizeof path, "three_errors.txt");
+    FILE *f = fopen(path, "wb");
+    for (int i = 1; i <= 120000; i++) {
+        if (i == 6000) fwrite("nul \0 here\n", 1, 11, f);
+        else if (i == 50000) fputs("bad \xc3\x28 utf8\n", f);
+        else if (i == 100000) {
+            for (int k = 0; k < 3000; k++) fputc('x', f);
+            fputc('\n', f);
+        } else fprintf(f, "line %d of a file with bad lines in several blocks\n", i);
+    }
+    fclose(f);
+    for (int threads = 1; threads <= 3; threads++) {
+        char env[16];
+        snprintf(env, sizeof env, "%d", threads);
+        setenv("OMP_NUM_THREADS", env, 1);
+        for (int c = 0; c < 2; c++) {
+            char out[700];
+            snprintf(out, sizeof out, "%s.out", path);
+            snprintf(args, sizeof args, c ? "vocab --input '%s' --output '%s' --quiet"
+                                          : "shard --input '%s' --output-dir '%s' --shards 2 --quiet", path, out);
+            assert_int_equal(run_elmo(args, err, sizeof err), 2);
+            if (!strstr(err, "three_errors.txt:6000: NUL byte"))
+                fail_msg("%d threads: %s names another error: %s", threads, c ? "vocab" : "shard", err);
+        }
+        unsetenv("OMP_NUM_THREADS");
     }
 }
 
@@ -984,6 +1325,10 @@ int main(void) {
         cmocka_unit_test(test_memory_bounded),
         cmocka_unit_test(test_interrupted_leaves_nothing),
         cmocka_unit_test(test_killed_mid_shards_removes_them),
+        cmocka_unit_test(test_full_disk_keeps_earlier_set),
+        cmocka_unit_test(test_older_layout_taken_over),
+        cmocka_unit_test(test_threads_same_output),
+        cmocka_unit_test(test_threads_first_error),
         cmocka_unit_test(test_vocab_order_cutoffs_counts),
         cmocka_unit_test(test_vocab_reproduces_brown),
         cmocka_unit_test(test_prepared_corpus_trains),

@@ -28,8 +28,8 @@
     "  --heldout-lines K        exactly K held-out sentences, chosen uniformly (K in memory)\n"        \
     "  --seed S                 seed of the assignment and the shuffles (default 1)\n"                 \
     "  --gzip                   write .txt.gz files (no time stamp: same seed, same bytes)\n"          \
-    "  --force                  replace the shard files DIR already holds (refused otherwise);\n"     \
-    "                           they are removed once the whole input has been read and checked\n" \
+    "  --force                  replace the shard set DIR already holds (refused otherwise); it\n"  \
+    "                           stays until the new one is complete, then both switch in one step\n" \
     "  --quiet                  no progress lines\n"
 
 static const char shard_help[] =
@@ -41,8 +41,11 @@ static const char shard_help[] =
     "Writes DIR/train/shard-00000.txt ... for `elmo train --train-prefix 'DIR/train/*'` and\n"
     "DIR/heldout/heldout-00000.txt ... (corpus order; a new file every 64 MB or average shard,\n"
     "whichever is larger) for `elmo eval --test-prefix 'DIR/heldout/*'`. Memory holds one\n"
-    "shard; spill files in DIR hold the rest meanwhile. The same input and seed give the same\n"
-    "files, byte for byte. A failed or interrupted run leaves no shard file behind.\n\n" SHARD_OPTIONS;
+    "shard per thread (all cores work; OMP_NUM_THREADS: fewer); spill files in DIR hold the\n"
+    "rest meanwhile. The same input and seed give the same files for any number of threads,\n"
+    "byte for byte. DIR/train and DIR/heldout are links to the current set, which is\n"
+    "replaced in one step once the new one is complete: a failed, interrupted or killed run\n"
+    "leaves the earlier set (or none) as it was.\n\n" SHARD_OPTIONS;
 
 static const char prepare_help[] =
     "usage: elmo prepare " SHARD_USAGE "\n"
@@ -145,7 +148,8 @@ int cmd_shard(int argc, char **argv) {
     remove_stale_temporaries(o.output_dir);
     const double start = elmo_now();
     ShardStats st;
-    if (shard_corpus(&o, NULL, &st) < 0) elmo_die_last();
+    ShardSet set;
+    if (shard_corpus(&o, NULL, &st, &set) < 0 || shardset_commit(&set) < 0) elmo_die_last();
     print_stats(&o, &st);
     if (!o.quiet)
         fprintf(stderr, "shard: wrote %d shards and %d held-out file(s) to %s in %.1f s (largest shard %.1f MB, "
@@ -163,12 +167,19 @@ int cmd_prepare(int argc, char **argv) {
     WordCount wc;
     wordcount_init(&wc);
     ShardStats st;
-    if (shard_corpus(&o, &wc, &st) < 0) elmo_die_last();
+    ShardSet set;
+    if (shard_corpus(&o, &wc, &st, &set) < 0) elmo_die_last();
+    /* the vocabulary joins the new set, and is switched to with it */
     size_t n = strlen(o.output_dir) + 16;
     char *vocab_path = xmalloc(n);
     snprintf(vocab_path, n, "%s/vocab.txt", o.output_dir);
     VocabStats vs;
-    if (wordcount_write_vocab(&wc, vocab_path, (uint64_t)min_count, max_size, &vs) < 0) elmo_die_last();
+    shardset_add(&set, set.vocab);
+    if (wordcount_write_vocab(&wc, set.vocab, (uint64_t)min_count, max_size, &vs) < 0) {
+        shardset_abort(&set);
+        elmo_die_last();
+    }
+    if (shardset_commit(&set) < 0) elmo_die_last();
     print_stats(&o, &st);
     printf("distinct_tokens: %zu\n", wc.n);
     printf("n_tokens_vocab: %ld\n", vs.size);

@@ -4,12 +4,15 @@
  * kept sentence of the corpus in reading order, the held-out draw (heldout_fraction > 0)
  * or the reservoir draw (heldout_lines, once the reservoir is full), then a new dealing
  * order whenever a block of n_shards training sentences begins; after the first pass,
- * the Fisher-Yates shuffle of shard 0, 1, ... in turn.
+ * the Fisher-Yates shuffle of shard 0, 1, ... in turn. Threads parse the input, write the
+ * spill files and the shards (each shard from its own precomputed generator state), but
+ * every draw is made on one thread in that order, so any number of threads gives the
+ * same files.
  */
 #include "shard.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,55 +36,11 @@
 #define HELDOUT_MIN_FILE_BYTES ((uint64_t)64 << 20)
 #define PROGRESS_SECONDS 3.0
 
-/* --------------------------------------------------------------- the output directory */
-
 static char *join_path(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *s = xmalloc(n);
     snprintf(s, n, "%s/%s", dir, name);
     return s;
-}
-
-/* A name this tool writes: prefix, digits, ".txt" or ".txt.gz". */
-static int is_output_name(const char *name, const char *prefix) {
-    size_t n = strlen(prefix);
-    if (strncmp(name, prefix, n) != 0 || name[n] < '0' || name[n] > '9') return 0;
-    const char *s = name + n;
-    while (*s >= '0' && *s <= '9') s++;
-    return strcmp(s, ".txt") == 0 || strcmp(s, ".txt.gz") == 0;
-}
-
-typedef struct {
-    char **paths;
-    int n, cap;
-} PathList;
-
-static void path_list_add(PathList *l, char *path) {
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 16;
-        l->paths = xrealloc(l->paths, (size_t)l->cap * sizeof *l->paths);
-    }
-    l->paths[l->n++] = path;
-}
-
-static void path_list_free(PathList *l) {
-    for (int i = 0; i < l->n; i++) free(l->paths[i]);
-    free(l->paths);
-    memset(l, 0, sizeof *l);
-}
-
-/* Appends the output files of an earlier run found in dir (none if dir does not exist). */
-static int find_outputs(const char *dir, const char *prefix, PathList *found) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) return 0;
-        return elmo_fail("%s: cannot read directory: %s", dir, strerror(errno));
-    }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (is_output_name(e->d_name, prefix)) path_list_add(found, join_path(dir, e->d_name));
-    closedir(d);
-    return 0;
 }
 
 /* ------------------------------------------------------------------- output files */
@@ -134,7 +93,8 @@ static int output_write(Output *w, const char *p, size_t n) {
     return 0;
 }
 
-/* Closes, syncs and renames the file into place; it joins the completed ones in done. */
+/* Closes, syncs and renames the file into place (in the new generation); it joins the
+ * set's files, removed again if the run ends before the commit. */
 static int output_commit(Output *w, FileSet *done) {
     errno = 0;
     int bad = w->gz ? gzclose(w->gz) != Z_OK : fclose(w->f) != 0;
@@ -159,23 +119,46 @@ typedef struct {
     int n_tokens;
 } Held;
 
+/* A sentence on its way to a spill file (text in the parsed block, or a reservoir copy). */
+typedef struct {
+    const char *text;
+    uint32_t len;
+    int spill;           /* 0 .. n_shards-1, n_shards: held out */
+} Sent;
+
+/* One shard being written (phase 2): its lines, their starts (+ the end) and order. */
+typedef struct {
+    char *buf;
+    size_t cap;
+    size_t *starts, *order;
+    size_t lines_cap;
+} ShardWork;
+
+/* A thread's block of sentences on their way to the spill files, the reservoir texts
+ * they replaced (written, and for prepare counted, after the block), and its token table
+ * (prepare). Aligned to a cache line pair: side by side, the threads' counters would
+ * share lines, and each thread would run at half speed. */
+typedef struct {
+    _Alignas(128) Sent *sent;
+    size_t n_sent, sent_cap;
+    char **retired;
+    size_t n_retired, retired_cap;
+    WordCount count;
+} Outbox;
+
 typedef struct {
     const ShardOptions *o;
     ShardStats *st;
-    WordCount *count;
+    int counting;        /* prepare: the training sentences' tokens are counted */
+    int n_threads;
     Rng rng;
     Spill *spill;        /* n_shards training spills, then the held-out one */
     int *deal, deal_next;
     Held *reservoir;
     long n_held, held_cap;
     uint64_t kept;       /* sentences kept so far */
-    char *text;          /* the current normalised sentence */
-    size_t text_cap;
-    char *shard_buf;     /* phase 2: one shard, its line starts (+ the end) and order */
-    size_t shard_cap;
-    size_t *starts, *order;
-    size_t lines_cap;
-    FileSet done;        /* the files completed: removed again if the run fails */
+    Outbox *outbox;      /* per thread (the first thread's table is the caller's) */
+    ShardSet *set;       /* where the files go; the completed ones join its files */
 } Sharder;
 
 /* A temporary file in dir without a name: it lives until it is closed or the process
@@ -206,8 +189,19 @@ static int ensure_open_files(int n_shards) {
     return 0;
 }
 
-/* Appends a sentence (normalised, n_tokens tokens) to the spill of the next shard dealt. */
-static int to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
+/* The sentence goes to spill i (at the end of the block). */
+static void send(Sharder *s, Outbox *out, int i, const char *text, size_t len) {
+    if (out->n_sent == out->sent_cap) {
+        out->sent_cap = out->sent_cap ? 2 * out->sent_cap : 4096;
+        out->sent = xrealloc(out->sent, out->sent_cap * sizeof *out->sent);
+    }
+    out->sent[out->n_sent++] = (Sent){.text = text, .len = (uint32_t)len, .spill = i};
+    s->spill[i].bytes += len;
+    s->spill[i].lines++;
+}
+
+/* A sentence (normalised, n_tokens tokens) for the next shard dealt. */
+static void to_train(Sharder *s, Outbox *out, const char *text, size_t len, int n_tokens) {
     const int n = s->o->n_shards;
     if (s->deal_next == n) { /* a new block: a fresh dealing order */
         for (int i = n - 1; i > 0; i--) {
@@ -218,28 +212,15 @@ static int to_train(Sharder *s, const char *text, size_t len, int n_tokens) {
         }
         s->deal_next = 0;
     }
-    Spill *sp = &s->spill[s->deal[s->deal_next++]];
-    if (fwrite(text, 1, len, sp->f) != len)
-        return elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
-    sp->bytes += len;
-    sp->lines++;
+    send(s, out, s->deal[s->deal_next++], text, len);
     s->st->train_sentences++;
     s->st->train_tokens += (uint64_t)n_tokens;
-    if (s->count) {
-        const char *word = text;
-        for (const char *p = text; p < text + len; p++)
-            if (*p == ' ' || *p == '\n') {
-                wordcount_add(s->count, word, (size_t)(p - word));
-                word = p + 1;
-            }
-    }
-    return 0;
 }
 
 /* Algorithm R: the first heldout_lines sentences fill the reservoir; sentence i after
  * them replaces a uniformly chosen one with probability heldout_lines / (i + 1). Whatever
  * leaves (or never enters) the reservoir goes to training at once. */
-static int to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) {
+static void to_reservoir(Sharder *s, Outbox *out, const char *text, size_t len, int n_tokens) {
     const uint64_t i = s->kept - 1, k = (uint64_t)s->o->heldout_lines;
     Held *h;
     if (i < k) {
@@ -248,18 +229,72 @@ static int to_reservoir(Sharder *s, const char *text, size_t len, int n_tokens) 
             s->reservoir = xrealloc(s->reservoir, (size_t)s->held_cap * sizeof *s->reservoir);
         }
         h = &s->reservoir[s->n_held++];
-        h->text = NULL;
     } else {
         uint64_t j = rng_next(&s->rng) % (i + 1);
-        if (j >= k) return to_train(s, text, len, n_tokens);
+        if (j >= k) {
+            to_train(s, out, text, len, n_tokens);
+            return;
+        }
         h = &s->reservoir[j];
-        if (to_train(s, h->text, h->len, h->n_tokens) < 0) return -1;
+        to_train(s, out, h->text, h->len, h->n_tokens);
+        if (out->n_retired == out->retired_cap) { /* its text is written after the block */
+            out->retired_cap = out->retired_cap ? 2 * out->retired_cap : 64;
+            out->retired = xrealloc(out->retired, out->retired_cap * sizeof *out->retired);
+        }
+        out->retired[out->n_retired++] = h->text;
     }
-    h->text = xrealloc(h->text, len);
+    h->text = xmalloc(len);
     memcpy(h->text, text, len);
     h->len = len;
     h->n_tokens = n_tokens;
     h->index = i;
+}
+
+/* After each parsed block, blocks in corpus order (one at a time): its kept sentences
+ * in order, each held out or dealt (the random draws in the order the top of this file
+ * gives), then appended to their spill files. */
+static int on_block(void *ctx, CorpusBlock *b) {
+    Sharder *s = ctx;
+    const ShardOptions *o = s->o;
+    Outbox *out = &s->outbox[omp_get_thread_num()];
+    for (long i = 0; i < b->n_lines; i++) {
+        const CorpusLine *l = &b->lines[i];
+        if (l->len == 0) {
+            s->st->dropped++;
+            continue;
+        }
+        s->st->normalised += !l->normal;
+        s->kept++;
+        const char *text = b->data + l->start;
+        if (o->heldout_lines > 0) {
+            to_reservoir(s, out, text, l->len, l->n_tokens);
+        } else if (o->heldout_fraction > 0 && rng_uniform(&s->rng) < o->heldout_fraction) {
+            send(s, out, o->n_shards, text, l->len);
+            s->st->heldout_sentences++;
+        } else {
+            to_train(s, out, text, l->len, l->n_tokens);
+        }
+    }
+    for (size_t i = 0; i < out->n_sent; i++) {
+        const Sent *e = &out->sent[i];
+        if (fwrite_unlocked(e->text, 1, e->len, s->spill[e->spill].f) != e->len)
+            return elmo_fail("%s: cannot write temporary data: %s", o->output_dir, strerror(errno));
+    }
+    return 0;
+}
+
+/* Then, on the same thread and beside the other threads: for prepare, the tokens of the
+ * block's training sentences counted into this thread's table. */
+static int after_block(void *ctx, CorpusBlock *b) {
+    Sharder *s = ctx;
+    Outbox *out = &s->outbox[omp_get_thread_num()];
+    const int n_shards = s->o->n_shards; /* read once: the assignment writes beside it */
+    if (s->counting)
+        for (size_t i = 0; i < out->n_sent; i++)
+            if (out->sent[i].spill < n_shards) wordcount_add_line(&out->count, out->sent[i].text, out->sent[i].len);
+    for (size_t i = 0; i < out->n_retired; i++) free(out->retired[i]);
+    out->n_retired = 0;
+    out->n_sent = 0;
     return 0;
 }
 
@@ -284,51 +319,7 @@ static void reservoir_to_spill(Sharder *s) {
 
 /* Phase 1: every line of the corpus, normalised, into the spill files. */
 static int first_pass(Sharder *s, CorpusReader *r) {
-    int rc;
-    while ((rc = corpus_next(r)) == 1) {
-        const TokenList *t = &r->tokens;
-        if (t->n == 0) {
-            s->st->dropped++;
-            continue;
-        }
-        s->st->normalised += !r->normal;
-        if (r->line_len + 1 > s->text_cap) {
-            s->text_cap = 2 * (r->line_len + 1);
-            s->text = xrealloc(s->text, s->text_cap);
-        }
-        size_t len;
-        if (r->normal) { /* most lines: the line itself, its separators (now NUL) spaces again */
-            len = r->line_len;
-            memcpy(s->text, r->line, len);
-            for (size_t i = 0; i < len; i++)
-                if (!s->text[i]) s->text[i] = ' ';
-        } else {
-            char *p = s->text;
-            for (int i = 0; i < t->n; i++) {
-                size_t l = strlen(t->tokens[i]);
-                if (i) *p++ = ' ';
-                memcpy(p, t->tokens[i], l);
-                p += l;
-            }
-            len = (size_t)(p - s->text);
-        }
-        s->text[len++] = '\n';
-        s->kept++;
-        if (s->o->heldout_lines > 0) {
-            rc = to_reservoir(s, s->text, len, t->n);
-        } else if (s->o->heldout_fraction > 0 && rng_uniform(&s->rng) < s->o->heldout_fraction) {
-            Spill *h = &s->spill[s->o->n_shards];
-            rc = fwrite(s->text, 1, len, h->f) == len
-                     ? 0
-                     : elmo_fail("%s: cannot write temporary data: %s", s->o->output_dir, strerror(errno));
-            h->bytes += len;
-            h->lines++;
-            s->st->heldout_sentences++;
-        } else {
-            rc = to_train(s, s->text, len, t->n);
-        }
-        if (rc < 0) break;
-    }
+    const int rc = corpus_parse(r, NULL, 1, on_block, after_block, s);
     s->st->lines = r->n_lines;
     if (rc < 0) return -1;
     if (s->o->heldout_lines > 0) reservoir_to_spill(s);
@@ -342,15 +333,15 @@ static int first_pass(Sharder *s, CorpusReader *r) {
     return 0;
 }
 
-/* Reads a spill file whole into the shard buffer (and closes it: its space is freed). */
-static int load_spill(Sharder *s, Spill *sp) {
-    if (sp->bytes + 1 > s->shard_cap) {
-        free(s->shard_buf);
-        s->shard_cap = sp->bytes + 1;
-        s->shard_buf = xmalloc(s->shard_cap);
+/* Reads a spill file whole into w's buffer (and closes it: its space is freed). */
+static int load_spill(Sharder *s, ShardWork *w, Spill *sp) {
+    if (sp->bytes + 1 > w->cap) {
+        free(w->buf);
+        w->cap = sp->bytes + 1;
+        w->buf = xmalloc(w->cap);
     }
     rewind(sp->f);
-    size_t got = fread(s->shard_buf, 1, sp->bytes, sp->f);
+    size_t got = fread(w->buf, 1, sp->bytes, sp->f);
     int e = errno;
     fclose(sp->f);
     sp->f = NULL;
@@ -359,38 +350,39 @@ static int load_spill(Sharder *s, Spill *sp) {
     return 0;
 }
 
-static int write_shard(Sharder *s, int i, const char *path) {
+/* Shard i, shuffled with rng (the generator as it stands before this shard's draws). */
+static int write_shard(Sharder *s, ShardWork *w, int i, const Rng *rng, const char *path) {
     Spill *sp = &s->spill[i];
     const uint64_t lines = sp->lines, bytes = sp->bytes;
-    if (load_spill(s, sp) < 0) return -1;
-    if (lines + 1 > s->lines_cap) {
-        free(s->starts);
-        free(s->order);
-        s->lines_cap = lines + 1;
-        s->starts = xmalloc(s->lines_cap * sizeof *s->starts);
-        s->order = xmalloc(s->lines_cap * sizeof *s->order);
+    if (load_spill(s, w, sp) < 0) return -1;
+    if (lines + 1 > w->lines_cap) {
+        free(w->starts);
+        free(w->order);
+        w->lines_cap = lines + 1;
+        w->starts = xmalloc(w->lines_cap * sizeof *w->starts);
+        w->order = xmalloc(w->lines_cap * sizeof *w->order);
     }
     size_t n = 0, at = 0;
     while (at < bytes) {
-        s->order[n] = n;
-        s->starts[n++] = at;
-        at = (size_t)((char *)memchr(s->shard_buf + at, '\n', bytes - at) - s->shard_buf) + 1;
+        w->order[n] = n;
+        w->starts[n++] = at;
+        at = (size_t)((char *)memchr(w->buf + at, '\n', bytes - at) - w->buf) + 1;
     }
     CHECK(n == lines, "spill %d: %zu lines, %llu written", i, n, (unsigned long long)lines);
-    s->starts[n] = bytes;
+    w->starts[n] = bytes;
+    Rng r = *rng; /* a copy of its own: the states of neighbouring shards share cache lines */
     for (size_t k = n; k > 1; k--) {
-        size_t j = (size_t)(rng_next(&s->rng) % (uint64_t)k), t = s->order[k - 1];
-        s->order[k - 1] = s->order[j];
-        s->order[j] = t;
+        size_t j = (size_t)(rng_next(&r) % (uint64_t)k), t = w->order[k - 1];
+        w->order[k - 1] = w->order[j];
+        w->order[j] = t;
     }
-    Output w;
-    if (output_open(&w, path, s->o->gzip) < 0) return -1;
+    Output out;
+    if (output_open(&out, path, s->o->gzip) < 0) return -1;
     for (size_t k = 0; k < n; k++) {
-        const size_t line = s->order[k];
-        if (output_write(&w, s->shard_buf + s->starts[line], s->starts[line + 1] - s->starts[line]) < 0) return -1;
+        const size_t line = w->order[k];
+        if (output_write(&out, w->buf + w->starts[line], w->starts[line + 1] - w->starts[line]) < 0) return -1;
     }
-    if (bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = bytes;
-    return output_commit(&w, &s->done);
+    return output_commit(&out, &s->set->files);
 }
 
 static char *output_name(const char *dir, const char *prefix, int i, int gzip) {
@@ -423,7 +415,7 @@ static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
         if (bytes >= limit) {
             is_open = 0;
             s->st->heldout_files++;
-            if (output_commit(&w, &s->done) < 0) goto fail;
+            if (output_commit(&w, &s->set->files) < 0) goto fail;
         }
     }
     if (ferror(f)) {
@@ -433,7 +425,7 @@ static int write_heldout(Sharder *s, const char *dir, uint64_t limit) {
     }
     if (is_open) {
         s->st->heldout_files++;
-        if (output_commit(&w, &s->done) < 0) goto fail;
+        if (output_commit(&w, &s->set->files) < 0) goto fail;
     }
     free(line);
     return 0;
@@ -442,57 +434,82 @@ fail:
     return -1;
 }
 
-/* Phase 2: every shard from its spill file, then the held-out files. */
-static int second_pass(Sharder *s, const char *train_dir, const char *heldout_dir) {
+/* Phase 2: every shard from its spill file, the threads taking one shard at a time
+ * (memory: one shard per thread), then the held-out files. A shard's shuffle takes
+ * lines - 1 draws, so the generator's state before each shard is known in advance: the
+ * same shuffles as one shard after the other. */
+static int second_pass(Sharder *s) {
     const ShardOptions *o = s->o;
     const Spill *held = &s->spill[o->n_shards];
     uint64_t train_bytes = 0;
-    for (int i = 0; i < o->n_shards; i++) train_bytes += s->spill[i].bytes;
+    Rng *at = xmalloc((size_t)o->n_shards * sizeof *at);
+    for (int i = 0; i < o->n_shards; i++) {
+        train_bytes += s->spill[i].bytes;
+        if (s->spill[i].bytes > s->st->largest_shard_bytes) s->st->largest_shard_bytes = s->spill[i].bytes;
+        at[i] = s->rng;
+        for (uint64_t k = s->spill[i].lines; k > 1; k--) rng_next(&s->rng);
+    }
     uint64_t limit = train_bytes / (uint64_t)o->n_shards + 1;
     if (limit < HELDOUT_MIN_FILE_BYTES) limit = HELDOUT_MIN_FILE_BYTES;
+    ShardWork *work = xcalloc((size_t)s->n_threads, sizeof *work);
+    int failed_at = o->n_shards, written = 0;
+    char failure[700] = "";
     double last = elmo_now();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->n_threads)
     for (int i = 0; i < o->n_shards; i++) {
-        char *path = output_name(train_dir, "shard-", i, o->gzip);
-        int rc = write_shard(s, i, path);
+        int stop;
+#pragma omp atomic read
+        stop = failed_at;
+        if (stop < o->n_shards) continue; /* a shard failed: the run fails */
+        char *path = output_name(s->set->train, "shard-", i, o->gzip);
+        const int rc = write_shard(s, &work[omp_get_thread_num()], i, &at[i], path);
         free(path);
-        if (rc < 0) return -1;
-        if (!o->quiet && elmo_now() - last >= PROGRESS_SECONDS) {
-            last = elmo_now();
-            fprintf(stderr, "shard: wrote %d of %d shards\n", i + 1, o->n_shards);
+#pragma omp critical(shard_progress)
+        {
+            if (rc < 0 && i < failed_at) { /* the lowest failing shard names the error */
+                snprintf(failure, sizeof failure, "%s", elmo_error());
+                failed_at = i;
+            }
+            written++;
+            if (!o->quiet && elmo_now() - last >= PROGRESS_SECONDS) {
+                last = elmo_now();
+                fprintf(stderr, "shard: wrote %d of %d shards\n", written, o->n_shards);
+            }
         }
     }
+    for (int t = 0; t < s->n_threads; t++) {
+        free(work[t].buf);
+        free(work[t].starts);
+        free(work[t].order);
+    }
+    free(work);
+    free(at);
+    if (failed_at < o->n_shards) return elmo_fail("%s", failure);
     if (held->lines == 0) return 0;
-    if (file_make_dirs(heldout_dir) < 0) return -1;
-    return write_heldout(s, heldout_dir, limit);
+    return write_heldout(s, s->set->heldout, limit);
 }
 
-int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) {
+int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st, ShardSet *set) {
     CHECK(o->n_shards >= 1 && o->heldout_fraction >= 0 && o->heldout_fraction < 1 && o->heldout_lines >= 0,
           "bad shard options");
     memset(st, 0, sizeof *st);
-    char *train_dir = join_path(o->output_dir, "train"), *heldout_dir = join_path(o->output_dir, "heldout");
-    PathList earlier = {0};
-    Sharder s = {.o = o, .st = st, .count = train_count};
+    Sharder s = {.o = o, .st = st, .set = set, .n_threads = omp_get_max_threads(), .counting = train_count != NULL};
+    s.outbox = aligned_alloc(_Alignof(Outbox), (size_t)s.n_threads * sizeof *s.outbox);
+    CHECK(s.outbox, "out of memory");
+    memset(s.outbox, 0, (size_t)s.n_threads * sizeof *s.outbox);
+    if (train_count) { /* the caller's table and one more per thread, merged after the pass */
+        s.outbox[0].count = *train_count;
+        for (int t = 1; t < s.n_threads; t++) wordcount_init(&s.outbox[t].count);
+    }
     int rc = -1, n_spills = 0;
     CorpusReader reader;
     /* the input's names first: a typo fails before anything is created */
-    if (corpus_open(&reader, o->input, o->quiet ? NULL : "shard") < 0) {
-        free(train_dir);
-        free(heldout_dir);
+    if (corpus_open(&reader, o->input, o->quiet ? NULL : "shard") < 0) return -1;
+    if (shardset_begin(set, o->output_dir, train_count != NULL, o->force) < 0) {
+        corpus_close(&reader);
         return -1;
     }
-    /* a failed run removes the directories it created (rmdir: only while empty) */
-    struct stat st0;
-    const int had_dir = stat(o->output_dir, &st0) == 0, had_train = stat(train_dir, &st0) == 0;
-    const int had_heldout = stat(heldout_dir, &st0) == 0;
-    fileset_begin(&s.done);
-    if (find_outputs(train_dir, "shard-", &earlier) < 0 || find_outputs(heldout_dir, "heldout-", &earlier) < 0)
-        goto done;
-    if (earlier.n > 0 && !o->force) {
-        elmo_fail("%s already holds shard files (%s, ...); --force replaces them", o->output_dir, earlier.paths[0]);
-        goto done;
-    }
-    if (ensure_open_files(o->n_shards) < 0 || file_make_dirs(o->output_dir) < 0) goto done;
+    if (ensure_open_files(o->n_shards) < 0) goto done;
     rng_seed(&s.rng, o->seed);
     s.deal = xmalloc((size_t)o->n_shards * sizeof *s.deal);
     for (int i = 0; i < o->n_shards; i++) s.deal[i] = i;
@@ -504,21 +521,16 @@ int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *st) 
     for (; n_spills <= o->n_shards; n_spills++)
         if (spill_open(&s.spill[n_spills], o->output_dir, buffer) < 0) goto done;
     if (first_pass(&s, &reader) < 0) goto done;
-    /* The input is complete and valid: only now may the earlier shards go. */
-    for (int i = 0; i < earlier.n; i++)
-        if (unlink(earlier.paths[i]) < 0 && errno != ENOENT) {
-            elmo_fail("%s: cannot remove: %s", earlier.paths[i], strerror(errno));
-            goto done;
-        }
-    if (file_make_dirs(train_dir) == 0) rc = second_pass(&s, train_dir, heldout_dir);
+    rc = second_pass(&s);
 done:
-    if (rc < 0) fileset_discard(&s.done);
-    else fileset_keep(&s.done);
-    if (rc < 0) {
-        if (!had_heldout) rmdir(heldout_dir);
-        if (!had_train) rmdir(train_dir);
-        if (!had_dir) rmdir(o->output_dir);
+    if (train_count) {
+        for (int t = 1; t < s.n_threads; t++) {
+            if (rc == 0) wordcount_merge(&s.outbox[0].count, &s.outbox[t].count);
+            wordcount_free(&s.outbox[t].count);
+        }
+        *train_count = s.outbox[0].count;
     }
+    if (rc < 0) shardset_abort(set); /* the earlier set stays as it was */
     corpus_close(&reader);
     for (int i = 0; i < n_spills; i++)
         if (s.spill[i].f) fclose(s.spill[i].f);
@@ -526,12 +538,11 @@ done:
     free(s.reservoir);
     free(s.spill);
     free(s.deal);
-    free(s.text);
-    free(s.shard_buf);
-    free(s.starts);
-    free(s.order);
-    path_list_free(&earlier);
-    free(train_dir);
-    free(heldout_dir);
+    for (int t = 0; t < s.n_threads; t++) {
+        for (size_t i = 0; i < s.outbox[t].n_retired; i++) free(s.outbox[t].retired[i]);
+        free(s.outbox[t].retired);
+        free(s.outbox[t].sent);
+    }
+    free(s.outbox);
     return rc;
 }

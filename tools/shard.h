@@ -11,13 +11,14 @@
  * (".txt.gz" with gzip): held-out sentences in corpus order, split into files no larger
  * than an average training shard, so evaluation memory stays bounded like training's.
  *
- * Memory: one shard (plus the heldout_lines reservoir, and the longest line). The first
- * pass appends each sentence to its shard's spill file in DIR; the second loads one
- * spill file at a time, shuffles it and writes the shard. Spill files are unlinked as
+ * Memory: one shard per thread (plus the heldout_lines reservoir, and two blocks of
+ * input). The first pass appends each sentence to its shard's spill file in DIR; the
+ * second loads a spill file per thread at a time, shuffles it and writes the shard.
+ * Every thread works (corpus.h); the output does not depend on how many. Spill files are unlinked as
  * soon as they are created, so nothing of them survives the process however it ends.
- * Every output file is written under a temporary name and renamed when complete; if the
- * run fails or is interrupted (SIGINT, SIGTERM, SIGHUP) the files it had already
- * completed are removed again, leaving no partial set of shards.
+ * The files go into a new generation beside the current set (shardset.h), which the
+ * caller then switches to in one step (shardset_commit) or removes (shardset_abort): a
+ * run that fails, is interrupted or is killed leaves the earlier set as it was.
  *
  * The same corpus, seed and options give byte-identical files (gzip without a time
  * stamp or name); another seed gives another assignment and order.
@@ -27,6 +28,7 @@
 
 #include <stdint.h>
 
+#include "shardset.h"
 #include "wordcount.h"
 
 typedef struct {
@@ -37,7 +39,7 @@ typedef struct {
     long heldout_lines;        /* > 0: exactly this many held-out sentences */
     uint64_t seed;
     int gzip;
-    int force;                 /* replace the shard files DIR already holds */
+    int force;                 /* replace the shard set DIR already holds */
     int quiet;                 /* no progress lines on stderr */
 } ShardOptions;
 
@@ -51,11 +53,12 @@ typedef struct {
     uint64_t largest_shard_bytes;
 } ShardStats;
 
-/* Shards the corpus. When train_count is not NULL, every training sentence's tokens
- * are also counted into it (one pass for shards and vocabulary: `elmo prepare`).
- * Fails (one line naming the file, line or directory at fault) on bad input, when DIR
- * already holds shard files and force is 0, or when the corpus has no sentence for
- * training; nothing is written then. */
-int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *stats);
+/* Shards the corpus into a new generation of DIR's shard set, left in *set for the caller
+ * to commit (after adding vocab.txt: prepare) or abort. When train_count is not NULL,
+ * every training sentence's tokens are also counted into it (one pass for shards and
+ * vocabulary: `elmo prepare`; the set then includes vocab.txt). Fails (one line naming
+ * the file, line or directory at fault) on bad input, when DIR already holds shard files
+ * and force is 0, or when the corpus has no sentence for training; DIR is then as it was. */
+int shard_corpus(const ShardOptions *o, WordCount *train_count, ShardStats *stats, ShardSet *set);
 
 #endif

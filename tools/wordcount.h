@@ -32,6 +32,12 @@ void wordcount_add(WordCount *wc, const char *token, size_t len);
 /* Counts the n NUL-terminated tokens of a sentence; faster than one at a time once the
  * table outgrows the caches (their slots are fetched from memory together). */
 void wordcount_add_tokens(WordCount *wc, char *const *tokens, int n);
+/* The same for a normalised line: tokens separated by single spaces, each one ended by a
+ * space or a '\n' (the line's last byte), n bytes in all. */
+void wordcount_add_line(WordCount *wc, const char *line, size_t n);
+/* Adds every count of from into into (per-thread tables merged in a fixed order: the
+ * counts, and so the vocabulary, do not depend on which thread counted what). */
+void wordcount_merge(WordCount *into, const WordCount *from);
 /* The count of token (0 if never seen). */
 uint64_t wordcount_get(const WordCount *wc, const char *token);
 void wordcount_free(WordCount *wc);
