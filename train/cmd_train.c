@@ -81,7 +81,10 @@ static const char train_help[] =
     "  --max-batches N         stop after N batches in this run (with a checkpoint)\n"
     "  --ignore-memory-check   start even when the plan's memory exceeds what is available\n"
     "Small corpora (under ~10M tokens): bilm-tf's advice is few epochs and watching held-out\n"
-    "perplexity: use --heldout-prefix with --patience and keep best.hdf5.\n";
+    "perplexity: use --heldout-prefix with --patience and keep best.hdf5.\n"
+    "Several nodes: an MPI build (make MPI=1) started by mpirun or srun runs one of bilm-tf's\n"
+    "towers per rank: batch_size rows each, gradients averaged, n_train_tokens / (batch_size *\n"
+    "unroll_steps * ranks) batches an epoch; rank 0 writes DIR (README: Training on a cluster).\n";
 
 /* The options whose value is a setting of the run (kept in its checkpoints). */
 enum {
