@@ -146,6 +146,18 @@ static int files_equal(const char *a, const char *b) {
     return system(cmd) == 0;
 }
 
+/* Continues dir/save on 2 ranks to its end, then its checkpoint of `step` must equal
+ * dir/reference's byte for byte. */
+static void resume_matches(const char *save, const char *reference, int step) {
+    char cmd[9000], a[4300], b[4300];
+    snprintf(cmd, sizeof cmd, "%s -np 2 %s train --restart %s/%s 2>%s/%s.resumed.err", MPIRUN, mpi_elmo(), dir, save,
+             dir, save);
+    assert_int_equal(system(cmd), 0);
+    snprintf(a, sizeof a, "%s/%s/model.ckpt-%d.hdf5", dir, reference, step);
+    snprintf(b, sizeof b, "%s/%s/model.ckpt-%d.hdf5", dir, save, step);
+    assert_true(files_equal(a, b));
+}
+
 /* (a) */
 static void test_two_ranks_take_the_steps_of_one_process(void **state) {
     NEED_MPI();
@@ -174,15 +186,9 @@ static void test_two_ranks_resume_exactly(void **state) {
     write_inputs(8, 1);
     assert_int_equal(train(2, 8, 1, 12, "whole", "--checkpoint-every 4"), 0);
     assert_int_equal(train(2, 8, 1, 12, "parts", "--checkpoint-every 4 --max-batches 5"), 0);
-    char cmd[9000];
-    snprintf(cmd, sizeof cmd, "%s -np 2 %s train --restart %s/parts 2>%s/parts2.err", MPIRUN, mpi_elmo(), dir, dir);
-    assert_int_equal(system(cmd), 0);
-    char a[4300], b[4300];
-    snprintf(a, sizeof a, "%s/whole/model.ckpt-12.hdf5", dir);
-    snprintf(b, sizeof b, "%s/parts/model.ckpt-12.hdf5", dir);
-    assert_true(files_equal(a, b));
+    resume_matches("parts", "whole", 12);
     /* a restart with another number of ranks is refused, naming both */
-    char err[4096];
+    char cmd[9000], err[4096];
     snprintf(cmd, sizeof cmd, "train --restart %s/parts --max-batches 1", dir);
     assert_int_not_equal(run_elmo(cmd, err, sizeof err), 0);
     assert_non_null(strstr(err, "2 replicas"));
@@ -231,12 +237,7 @@ static void test_a_rank_dying_ends_the_job(void **state) {
     fclose(f);
     printf("note: the job ended with status %s", text);
     assert_int_not_equal(atoi(text), 0);
-    snprintf(cmd, sizeof cmd, "%s -np 2 %s train --restart %s/killed 2>%s/killed2.err", MPIRUN, mpi_elmo(), dir, dir);
-    assert_int_equal(system(cmd), 0);
-    char a[4300], b[4300];
-    snprintf(a, sizeof a, "%s/reference/model.ckpt-60.hdf5", dir);
-    snprintf(b, sizeof b, "%s/killed/model.ckpt-60.hdf5", dir);
-    assert_true(files_equal(a, b));
+    resume_matches("killed", "reference", 60);
 }
 
 int main(void) {

@@ -354,13 +354,13 @@ int cmd_train(int argc, char **argv) {
     signals_stop_gracefully();
     /* one run at a time in the save directory, locked before anything is written there */
     struct stat dir_st;
-    if (!lead)
-        ; /* rank 0 holds the directory for the job */
-    else if (!c.restart)
-        begin_save_dir(c.save_dir);
-    else if (stat(c.restart, &dir_st) == 0 && S_ISDIR(dir_st.st_mode) && runlock_take(c.restart) < 0)
-        elmo_die_last();
-    if (lead && file_remove_stale_temporaries(c.save_dir) < 0) elmo_die_last();
+    if (lead) { /* rank 0 holds the directory for the job */
+        if (!c.restart)
+            begin_save_dir(c.save_dir);
+        else if (stat(c.restart, &dir_st) == 0 && S_ISDIR(dir_st.st_mode) && runlock_take(c.restart) < 0)
+            elmo_die_last();
+        if (file_remove_stale_temporaries(c.save_dir) < 0) elmo_die_last();
+    }
 
     /* the settings: a fresh run's defaults, or the restarted run's; the command line over them */
     RunSettings s;

@@ -47,6 +47,12 @@ void lm_batch_init(LmBatch *b, int B, int T, int C) {
     b->bytes = (positions * C + positions) * sizeof(int32_t);
 }
 
+LmBatch lm_batch_rows(const LmBatch *b, int first, int rows) {
+    CHECK(first >= 0 && rows > 0 && first + rows <= b->B, "rows %d..%d of a batch of %d", first, first + rows, b->B);
+    const size_t skipped = (size_t)first * b->T;
+    return (LmBatch){.B = rows, .T = b->T, .C = b->C, .chars = b->chars + skipped * b->C, .targets = b->targets + skipped};
+}
+
 void lm_batch_free(LmBatch *b) {
     free(b->chars);
     free(b->targets);

@@ -34,6 +34,9 @@ typedef struct {
 
 void lm_batch_init(LmBatch *b, int B, int T, int C);
 void lm_batch_free(LmBatch *b);
+/* Rows [first, first + rows) of b, as a batch of their own sharing b's memory (a
+ * replica's share of the global batch); never freed. */
+LmBatch lm_batch_rows(const LmBatch *b, int first, int rows);
 
 typedef struct LmReader LmReader;
 

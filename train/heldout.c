@@ -39,9 +39,7 @@ int heldout_evaluate(const BilmModel *model, const Vocab *vocab, const char *pat
     const LmBatch *batch_ptrs[2] = {&mine[0], &mine[1]};
     for (int d = 0; d < n_dirs; d++) {
         lm_batch_init(&batches[d], batch_size, 1, opt->max_chars);
-        mine[d] = (LmBatch){.B = rows, .T = 1, .C = opt->max_chars,
-                            .chars = batches[d].chars + (size_t)rep->rank * rows * opt->max_chars,
-                            .targets = batches[d].targets + (size_t)rep->rank * rows};
+        mine[d] = lm_batch_rows(&batches[d], rep->rank * rows, rows);
     }
 
     /* loss_sum adds the trainer's batch totals in batch order, exactly as `elmo eval`

@@ -58,16 +58,6 @@ void replicas_take_states(Trainer *t, const ReplicaStates *s, int rank) {
         }
 }
 
-/* One replica's gather: its own states. */
-static void copy_own_states(const Trainer *t, ReplicaStates *s) {
-    memcpy(s->rng, t->rng.s, sizeof t->rng.s);
-    for (int d = 0; d < t->n_dirs; d++)
-        for (int l = 0; l < t->L; l++) {
-            memcpy(s->c[d][l], t->c_state[d][l], (size_t)t->B * t->dims.H * sizeof(float));
-            memcpy(s->h[d][l], t->h_state[d][l], (size_t)t->B * t->dims.Hs * sizeof(float));
-        }
-}
-
 #ifndef ELMO_MPI
 
 int replicas_have_mpi(void) { return 0; }
@@ -78,7 +68,7 @@ void replicas_broadcast(void *data, int bytes) {}
 void replicas_sum(double *x, int n) {}
 void replicas_agree(double *now, int *signal) {}
 void replicas_check_identical(const BilmModel *m, long step) {}
-void replicas_gather_states(const Trainer *t, ReplicaStates *s) { copy_own_states(t, s); }
+void replicas_gather_states(const Trainer *t, ReplicaStates *s) { CHECK(0, "one replica has nothing to gather"); }
 
 #else
 
@@ -87,6 +77,25 @@ void replicas_gather_states(const Trainer *t, ReplicaStates *s) { copy_own_state
 #define BUCKET_FLOATS ((size_t)16 << 20)
 
 int replicas_have_mpi(void) { return 1; }
+
+/* Sums n floats over the ranks in place, a bucket at a time. */
+static void sum_floats(float *x, size_t n) {
+    for (size_t done = 0; done < n; done += BUCKET_FLOATS) {
+        const size_t part = n - done < BUCKET_FLOATS ? n - done : BUCKET_FLOATS;
+        MPI_Allreduce(MPI_IN_PLACE, x + done, (int)part, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+
+/* Per-rank arrays (made when the job is joined) and the softmax's union block (grown,
+ * never shrunk), so that the steps allocate nothing once the largest has been seen. */
+static struct {
+    int *counts, *displs;
+    uint32_t *crcs;
+    int32_t *ids, *order;
+    size_t ids_cap, order_cap;
+    float *block;
+    size_t block_cap;
+} scratch;
 
 /* Started by a launcher: Open MPI's mpirun, or PMI/PMIx (srun, other MPIs' launchers). */
 static int under_launcher(void) {
@@ -119,6 +128,9 @@ const Replicas *replicas_start(void) {
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     MPI_Comm_size(node, &the_replicas.local_size);
     MPI_Comm_free(&node);
+    scratch.counts = xcalloc((size_t)the_replicas.size, sizeof *scratch.counts);
+    scratch.displs = xcalloc((size_t)the_replicas.size, sizeof *scratch.displs);
+    scratch.crcs = xcalloc((size_t)the_replicas.size, sizeof *scratch.crcs);
     if (the_replicas.rank > 0) { /* rank 0 speaks for the job; the others only of their errors */
         char prefix[64];
         snprintf(prefix, sizeof prefix, "elmo: rank %d: ", the_replicas.rank);
@@ -129,16 +141,6 @@ const Replicas *replicas_start(void) {
     atexit(finish_job);
     return &the_replicas;
 }
-
-/* The softmax's union block: grown, never shrunk, so that the steps allocate nothing
- * once the largest has been seen. */
-static struct {
-    int *counts, *displs;
-    int32_t *ids, *order;
-    size_t ids_cap, order_cap;
-    float *block;
-    size_t block_cap;
-} scratch;
 
 static void *grown(void *p, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return p;
@@ -151,10 +153,6 @@ static void *grown(void *p, size_t *cap, size_t need, size_t elem) {
  * multiplied by scale. */
 static void combine_sparse(SparseGrad *g, float scale) {
     const int N = the_replicas.size, w = g->width;
-    if (!scratch.counts) {
-        scratch.counts = xcalloc((size_t)N, sizeof(int));
-        scratch.displs = xcalloc((size_t)N, sizeof(int));
-    }
     MPI_Allgather(&g->n, 1, MPI_INT, scratch.counts, 1, MPI_INT, MPI_COMM_WORLD);
     size_t total = 0;
     for (int k = 0; k < N; k++) {
@@ -170,10 +168,7 @@ static void combine_sparse(SparseGrad *g, float scale) {
     const size_t most = total < (size_t)g->n_total_rows ? total : (size_t)g->n_total_rows; /* rows of the union */
     scratch.block = grown(scratch.block, &scratch.block_cap, most * w + 1, sizeof(float));
     const int U = sparse_grad_to_union(g, scratch.ids, total, scratch.order, scratch.block);
-    for (size_t done = 0; done < (size_t)U * w; done += BUCKET_FLOATS) {
-        const size_t n = (size_t)U * w - done < BUCKET_FLOATS ? (size_t)U * w - done : BUCKET_FLOATS;
-        MPI_Allreduce(MPI_IN_PLACE, scratch.block + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    }
+    sum_floats(scratch.block, (size_t)U * w);
     sparse_grad_from_union(g, scratch.order, U, scratch.block, scale);
 }
 
@@ -181,17 +176,15 @@ void replicas_average_gradients(Trainer *t, void *ctx) {
     const int N = the_replicas.size;
     if (N == 1) return;
     const float scale = 1.0f / (float)N;
-    double losses[3] = {t->loss[0], t->loss[1], 0};
-    MPI_Allreduce(MPI_IN_PLACE, losses, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    double losses[2] = {t->loss[0], t->loss[1]};
+    MPI_Allreduce(MPI_IN_PLACE, losses, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     t->loss[0] = losses[0] / N;
     t->loss[1] = losses[1] / N;
-    if (!t->softmax_only) /* a frozen biLM has no dense gradient to average */
-        for (size_t done = 0; done < t->n_dense; done += BUCKET_FLOATS) {
-            const size_t n = t->n_dense - done < BUCKET_FLOATS ? t->n_dense - done : BUCKET_FLOATS;
-            MPI_Allreduce(MPI_IN_PLACE, t->grad + done, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-#pragma omp parallel for simd if (n > 65536) schedule(static)
-            for (size_t i = done; i < done + n; i++) t->grad[i] *= scale;
-        }
+    if (!t->softmax_only) { /* a frozen biLM has no dense gradient to average */
+        sum_floats(t->grad, t->n_dense);
+#pragma omp parallel for simd if (t->n_dense > 65536) schedule(static)
+        for (size_t i = 0; i < t->n_dense; i++) t->grad[i] *= scale;
+    }
     combine_sparse(&t->grad_softmax_W, scale);
     combine_sparse(&t->grad_softmax_b, scale);
 }
@@ -219,21 +212,17 @@ void replicas_agree(double *now, int *signal) {
 void replicas_check_identical(const BilmModel *m, long step) {
     const int N = the_replicas.size;
     if (N == 1) return;
-    uint32_t mine = crc32c(m->data, m->n_floats * sizeof(float)), *all = xmalloc((size_t)N * sizeof *all);
+    uint32_t mine = crc32c(m->data, m->n_floats * sizeof(float)), *all = scratch.crcs;
     MPI_Allgather(&mine, 1, MPI_UINT32_T, all, 1, MPI_UINT32_T, MPI_COMM_WORLD);
     for (int k = 1; k < N; k++)
         if (all[k] != all[0])
             elmo_die("MPI: the parameters of rank %d differ from rank 0's after batch %ld (CRC32C %08x, rank 0 "
                      "%08x): the replicas drifted apart",
                      k, step, all[k], all[0]);
-    free(all);
 }
 
 void replicas_gather_states(const Trainer *t, ReplicaStates *s) {
-    if (the_replicas.size == 1) {
-        copy_own_states(t, s);
-        return;
-    }
+    CHECK(the_replicas.size > 1, "one replica has nothing to gather");
     const int root = the_replicas.rank == 0;
     MPI_Gather(t->rng.s, 4, MPI_UINT64_T, root ? s->rng : NULL, 4, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     for (int d = 0; d < t->n_dirs; d++)

@@ -61,7 +61,8 @@ typedef struct {
 } ReplicaStates;
 void replica_states_init(ReplicaStates *s, const Trainer *t, int n);
 void replica_states_free(ReplicaStates *s);
-/* Collective: every rank calls it; only rank 0's s is filled. */
+/* Collective, with several replicas (one keeps its states in its trainer: checkpoint_save
+ * takes NULL then): every rank calls it; only rank 0's s is filled. */
 void replicas_gather_states(const Trainer *t, ReplicaStates *s);
 /* This rank's share of s (as read from a checkpoint) into t. */
 void replicas_take_states(Trainer *t, const ReplicaStates *s, int rank);

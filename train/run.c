@@ -67,11 +67,6 @@ static void log_point(Loop *p, double now) {
     TrainRun *r = p->r;
     const Trainer *t = r->trainer;
     const Window *w = &p->window;
-    p->last_log = now;
-    if (!replicas_lead()) {
-        memset(&p->window, 0, sizeof p->window);
-        return;
-    }
     const double per_batch = (now - p->start) / (double)(t->step - p->first_step);
     const double loss = w->loss / w->count, norm = w->norm / w->count;
     const double tps = tokens_per_batch(r) / per_batch, eta = per_batch * (double)(r->n_batches - t->step);
@@ -99,17 +94,17 @@ static void log_point(Loop *p, double now) {
         {"eta", NULL, eta},
     };
     const char *flags[] = {"outlier_loss", NULL};
-    if (metrics_record(r->metrics, "train", t->step, values, (int)(sizeof values / sizeof *values),
-                       outlier ? flags : NULL) < 0)
+    if (replicas_lead() && metrics_record(r->metrics, "train", t->step, values,
+                                          (int)(sizeof values / sizeof *values), outlier ? flags : NULL) < 0)
         elmo_die_last();
     memset(&p->window, 0, sizeof p->window);
+    p->last_log = now;
 }
 
 /* After the first batches: how long the whole run will take at this speed. */
 static void report_duration(Loop *p, double now) {
     TrainRun *r = p->r;
     p->warmup_reported = 1;
-    if (!replicas_lead()) return;
     const long done = r->trainer->step - p->first_step;
     const double per_batch = (now - p->start) / (double)done;
     char duration[32];
@@ -131,17 +126,15 @@ static int evaluate(Loop *p, double now) {
     p->last_eval = now;
     const int best = s->best_perplexity == 0 || h.perplexity < s->best_perplexity;
     const int outlier = watch_is_outlier(&p->heldout_watch, h.perplexity);
-    const int lead = replicas_lead();
-    if (lead)
-        fprintf(stderr, "heldout: batch %ld  perplexity %.3f (forward %.3f, backward %.3f; full softmax from the zero "
+    fprintf(stderr, "heldout: batch %ld  perplexity %.3f (forward %.3f, backward %.3f; full softmax from the zero "
             "state, %ld tokens, %.1f s)%s\n",
             t->step, h.perplexity, h.perplexity_forward, h.perplexity_backward, h.tokens, h.seconds,
             best ? "  best so far" : "");
-    if (outlier && lead)
+    if (outlier)
         fprintf(stderr, "train: warning: batch %ld: held-out perplexity %.3f is more than twice its recent median\n",
                 t->step, h.perplexity);
     char imbalance[512];
-    if (heldout_imbalance(&h, imbalance, sizeof imbalance) && lead) fprintf(stderr, "train: warning: %s\n", imbalance);
+    if (heldout_imbalance(&h, imbalance, sizeof imbalance)) fprintf(stderr, "train: warning: %s\n", imbalance);
     if (best) {
         s->best_perplexity = h.perplexity;
         s->best_step = t->step;
@@ -167,8 +160,8 @@ static int evaluate(Loop *p, double now) {
     int n_flags = 0;
     if (best) flags[n_flags++] = "best";
     if (outlier) flags[n_flags++] = "outlier_heldout";
-    if (lead && metrics_record(r->metrics, "heldout", t->step, values, (int)(sizeof values / sizeof *values),
-                               n_flags ? flags : NULL) < 0)
+    if (replicas_lead() && metrics_record(r->metrics, "heldout", t->step, values,
+                                          (int)(sizeof values / sizeof *values), n_flags ? flags : NULL) < 0)
         elmo_die_last();
     return s->patience > 0 && s->evals_since_best >= s->patience;
 }
@@ -181,8 +174,8 @@ _Noreturn static void diverged(const TrainRun *r, double loss, double norm) {
     trainer_find_nonfinite(r->trainer, what, sizeof what);
     char newest[4096] = "none yet";
     checkpoint_latest(r->save_dir, newest, sizeof newest, NULL);
-    if (replicas_lead()) /* the replicas' losses are averaged: every rank stops here alike */
-        fprintf(stderr,
+    /* the replicas' losses are averaged: every rank stops here alike */
+    fprintf(stderr,
             "elmo: train: batch %ld: the loss is %g and the gradient norm %g; first non-finite: %s. Stopped without "
             "saving: the newest checkpoint (%s) and best.hdf5 are as they were. Lower learning_rate or "
             "all_clip_norm_val.\n",
@@ -198,15 +191,13 @@ int train_run(TrainRun *r) {
     Trainer *t = r->trainer;
     const int n_dirs = t->n_dirs;
     const Replicas *rep = replicas();
-    const int lead = replicas_lead(), B = r->opt->batch_size, T = r->opt->unroll_steps, C = r->opt->max_chars;
+    const int B = r->opt->batch_size;
     /* every replica packs the global batch (B rows per replica) and keeps its own rows */
     LmBatch global[2], mine[2];
     const LmBatch *batch_ptrs[2] = {&mine[0], &mine[1]};
     for (int d = 0; d < n_dirs; d++) {
-        lm_batch_init(&global[d], B * rep->size, T, C);
-        mine[d] = (LmBatch){.B = B, .T = T, .C = C,
-                            .chars = global[d].chars + (size_t)rep->rank * B * T * C,
-                            .targets = global[d].targets + (size_t)rep->rank * B * T};
+        lm_batch_init(&global[d], B * rep->size, r->opt->unroll_steps, r->opt->max_chars);
+        mine[d] = lm_batch_rows(&global[d], rep->rank * B, B);
     }
     if (rep->size > 1) {
         replica_states_init(&r->gathered, t, rep->size);
@@ -226,7 +217,7 @@ int train_run(TrainRun *r) {
         for (int d = 0; d < n_dirs; d++)
             if (lm_reader_next(r->readers[d], &global[d]) <= 0) elmo_die_last();
         const int warming = t->step < s->warmup_softmax;
-        if (t->softmax_only && !warming && lead)
+        if (t->softmax_only && !warming)
             fprintf(stderr, "train: softmax warm-up done at batch %ld: all layers train from here\n", t->step);
         t->softmax_only = warming;
         t->lr_scale_dense = (float)s->lr_scale_pretrained;
@@ -252,25 +243,22 @@ int train_run(TrainRun *r) {
                                             (s->eval_minutes > 0 && now - p.last_eval >= 60.0 * s->eval_minutes) ||
                                             (!s->eval_every && s->eval_minutes <= 0 && checkpoint));
         if (eval_due && evaluate(&p, now)) {
-            if (lead)
-                fprintf(stderr, "train: no better held-out perplexity in %d evaluations (best %.3f at batch %ld): "
-                        "stopping (--patience %d)\n", s->evals_since_best, s->best_perplexity, s->best_step, s->patience);
+            fprintf(stderr, "train: no better held-out perplexity in %d evaluations (best %.3f at batch %ld): "
+                    "stopping (--patience %d)\n", s->evals_since_best, s->best_perplexity, s->best_step, s->patience);
             stop = 1;
             checkpoint = 1;
         }
         if (checkpoint) save_checkpoint(&p, now);
         else if (t->step % REPLICA_CHECK_EVERY == 0) replicas_check_identical(t->model, t->step);
         if (signal) {
-            if (lead)
-                fprintf(stderr, "train: stopped by %s at batch %ld of %ld; checkpoint %s/model.ckpt-%ld.hdf5\n"
-                        "train: resume with: elmo train --restart %s\n",
-                        signal == SIGINT ? "SIGINT" : "SIGTERM", t->step, r->n_batches, r->save_dir, t->step,
-                        r->save_dir);
+            fprintf(stderr, "train: stopped by %s at batch %ld of %ld; checkpoint %s/model.ckpt-%ld.hdf5\n"
+                    "train: resume with: elmo train --restart %s\n",
+                    signal == SIGINT ? "SIGINT" : "SIGTERM", t->step, r->n_batches, r->save_dir, t->step, r->save_dir);
             code = 128 + signal;
             stop = 1;
         }
     }
-    if (code == 0 && lead)
+    if (code == 0)
         fprintf(stderr, "train: stopped at batch %ld of %ld; newest checkpoint %s/model.ckpt-%ld.hdf5%s\n", t->step,
                 r->n_batches, r->save_dir, t->step, evaluating && s->best_step ? "; best held-out model best.hdf5" : "");
     for (int d = 0; d < n_dirs; d++) lm_batch_free(&global[d]);
